@@ -1,0 +1,1 @@
+//! Flamingo core/auth for actix-web (being written).

@@ -1,0 +1,3 @@
+//! TODO
+/// The file backend.
+pub struct FileBackend;

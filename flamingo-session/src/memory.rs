@@ -1,0 +1,3 @@
+//! TODO
+/// The memory backend.
+pub struct MemoryBackend;

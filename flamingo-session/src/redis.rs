@@ -1,0 +1,3 @@
+//! TODO
+/// The Redis backend.
+pub struct RedisBackend;

@@ -1,0 +1,3 @@
+//! TODO
+/// Adapter.
+pub struct BackendStore;

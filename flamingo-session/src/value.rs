@@ -1,0 +1,218 @@
+//! Typed session values: the [`SessionValue`] trait and the envelope every stored value carries.
+//!
+//! Flamingo stores `interface{}` values with gob, so every custom type needs `gob.Register`. Here a
+//! type is storable when it implements [`SessionValue`]: `#[derive(SessionValue)]` for your own
+//! serde types, and built-in impls for the common std types (strings, numbers, `bool`, `Vec`,
+//! `Option`, maps, sets, tuples, `serde_json::Value`).
+//!
+//! A stored value is one JSON document, `{"t":"<type name>","v":<value>}`. Reading it back as
+//! another type is a [`SessionError::TypeMismatch`](crate::SessionError::TypeMismatch) naming both
+//! types, never a silent mis-decode.
+
+use std::{
+    any::Any,
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
+};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// A type that can be stored in a session.
+///
+/// Derive it with `#[derive(SessionValue)]` (re-exported as
+/// [`flamingo_session::SessionValue`](crate::SessionValue)) on a type that implements
+/// `Serialize` and `Deserialize`; the derive also registers the type in the
+/// [registry](crate::registry) without any call in `main`.
+///
+/// The type name is stored with every value and checked on load, so it must stay stable across
+/// deployments: the derive's default is `module_path!()::TypeName`; set
+/// `#[session_value(name = "...")]` before you move or rename a type whose values live in
+/// sessions.
+///
+/// # Examples
+///
+/// ```
+/// use flamingo_session::SessionValue;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, SessionValue)]
+/// #[session_value(name = "shop.Cart")]
+/// struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// assert_eq!(Cart::session_type_name(), "shop.Cart");
+/// assert_eq!(<Vec<u32>>::session_type_name(), "Vec<u32>");
+/// ```
+pub trait SessionValue: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name stored next to every value of this type.
+    fn session_type_name() -> Cow<'static, str>;
+}
+
+/// The stored form of a value: its type name and its JSON.
+#[derive(Serialize)]
+pub(crate) struct EnvelopeRef<'a, T: ?Sized> {
+    pub(crate) t: &'a str,
+    pub(crate) v: &'a T,
+}
+
+/// A stored value as read back, borrowing from the stored text.
+#[derive(Deserialize, Debug)]
+pub(crate) struct EnvelopeIn<'a> {
+    #[serde(borrow)]
+    pub(crate) t: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) v: &'a RawValue,
+}
+
+/// Encodes `value` as the stored JSON text `{"t":...,"v":...}`.
+pub(crate) fn encode<T: SessionValue>(value: &T) -> Result<String, serde_json::Error> {
+    let name = T::session_type_name();
+    serde_json::to_string(&EnvelopeRef { t: &name, v: value })
+}
+
+/// Why a stored text could not be decoded as `T`.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// The text is not an envelope at all.
+    NotEnvelope(serde_json::Error),
+    /// The envelope names another type.
+    Mismatch { stored: String },
+    /// The envelope names `T`, but the value does not deserialize.
+    Value(serde_json::Error),
+}
+
+/// Decodes a stored text as `T`, checking the type name first.
+pub(crate) fn decode<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
+    let env: EnvelopeIn<'_> = serde_json::from_str(text).map_err(DecodeError::NotEnvelope)?;
+    if env.t != T::session_type_name() {
+        return Err(DecodeError::Mismatch { stored: env.t.into_owned() });
+    }
+    serde_json::from_str(env.v.get()).map_err(DecodeError::Value)
+}
+
+/// A value decoded through the registry, type-erased: downcast it, or look at its JSON.
+pub trait DynValue: Any + Send + Sync {
+    /// The value as JSON, for a debug page or logs of non-secret data.
+    fn to_json(&self) -> serde_json::Value;
+    /// The value as `Any`, to downcast to its concrete type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: SessionValue> DynValue for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+macro_rules! named {
+    ($($ty:ty => $name:literal),* $(,)?) => {
+        $(impl SessionValue for $ty {
+            fn session_type_name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+        })*
+    };
+}
+
+named! {
+    String => "String", bool => "bool", char => "char",
+    i8 => "i8", i16 => "i16", i32 => "i32", i64 => "i64", i128 => "i128", isize => "isize",
+    u8 => "u8", u16 => "u16", u32 => "u32", u64 => "u64", u128 => "u128", usize => "usize",
+    f32 => "f32", f64 => "f64", () => "()",
+    serde_json::Value => "serde_json::Value",
+}
+
+macro_rules! wrapper {
+    ($($outer:ident),*) => {
+        $(impl<T: SessionValue> SessionValue for $outer<T> {
+            fn session_type_name() -> Cow<'static, str> {
+                Cow::Owned(format!(concat!(stringify!($outer), "<{}>"), T::session_type_name()))
+            }
+        })*
+    };
+}
+
+wrapper!(Vec, Option, VecDeque);
+
+impl<T: SessionValue + Ord> SessionValue for BTreeSet<T> {
+    fn session_type_name() -> Cow<'static, str> {
+        Cow::Owned(format!("BTreeSet<{}>", T::session_type_name()))
+    }
+}
+
+impl<T: SessionValue + Eq + std::hash::Hash> SessionValue for HashSet<T> {
+    fn session_type_name() -> Cow<'static, str> {
+        Cow::Owned(format!("HashSet<{}>", T::session_type_name()))
+    }
+}
+
+impl<T: SessionValue> SessionValue for Box<T> {
+    fn session_type_name() -> Cow<'static, str> {
+        T::session_type_name()
+    }
+}
+
+impl<K, V> SessionValue for HashMap<K, V>
+where
+    K: SessionValue + Eq + std::hash::Hash,
+    V: SessionValue,
+{
+    fn session_type_name() -> Cow<'static, str> {
+        Cow::Owned(format!("HashMap<{}, {}>", K::session_type_name(), V::session_type_name()))
+    }
+}
+
+impl<K, V> SessionValue for BTreeMap<K, V>
+where
+    K: SessionValue + Ord,
+    V: SessionValue,
+{
+    fn session_type_name() -> Cow<'static, str> {
+        Cow::Owned(format!("BTreeMap<{}, {}>", K::session_type_name(), V::session_type_name()))
+    }
+}
+
+macro_rules! tuple {
+    ($($name:ident),+) => {
+        impl<$($name: SessionValue),+> SessionValue for ($($name,)+) {
+            fn session_type_name() -> Cow<'static, str> {
+                let names: Vec<Cow<'static, str>> = vec![$($name::session_type_name()),+];
+                Cow::Owned(format!("({})", names.join(", ")))
+            }
+        }
+    };
+}
+
+tuple!(A);
+tuple!(A, B);
+tuple!(A, B, C);
+tuple!(A, B, C, D);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn std_names_compose() {
+        assert_eq!(<Option<Vec<String>>>::session_type_name(), "Option<Vec<String>>");
+        assert_eq!(<HashMap<String, i64>>::session_type_name(), "HashMap<String, i64>");
+        assert_eq!(<(u8, bool)>::session_type_name(), "(u8, bool)");
+    }
+
+    #[test]
+    fn round_trip_and_mismatch() {
+        let text = encode(&vec![1u32, 2]).unwrap();
+        assert_eq!(text, r#"{"t":"Vec<u32>","v":[1,2]}"#);
+        assert_eq!(decode::<Vec<u32>>(&text).unwrap(), vec![1, 2]);
+        match decode::<Vec<i64>>(&text) {
+            Err(DecodeError::Mismatch { stored }) => assert_eq!(stored, "Vec<u32>"),
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+        assert!(matches!(decode::<u8>("[1,2]"), Err(DecodeError::NotEnvelope(_))));
+    }
+}

@@ -1,0 +1,2 @@
+//! Flamingo's sessions and authentication for actix-web (facade).
+pub use flamingo_session as session;

@@ -1,0 +1,1 @@
+//! Starts the oidc-provider test OpenID Provider for tests. (being written)

@@ -1,0 +1,1 @@
+//! Starts redis-server (standalone, ACL, TLS, cluster) for tests. (being written)
