@@ -139,12 +139,18 @@ pub struct HealthStatus {
 impl HealthStatus {
     /// An alive status with details `"success"`, as Flamingo reports it.
     pub fn up() -> Self {
-        HealthStatus { alive: true, details: "success".to_owned() }
+        HealthStatus {
+            alive: true,
+            details: "success".to_owned(),
+        }
     }
 
     /// A down status with the reason.
     pub fn down(details: impl Into<String>) -> Self {
-        HealthStatus { alive: false, details: details.into() }
+        HealthStatus {
+            alive: false,
+            details: details.into(),
+        }
     }
 }
 
@@ -216,8 +222,12 @@ pub trait SessionBackend: Send + Sync + 'static {
     ///
     /// [`BackendError::TooLarge`] when the resulting state exceeds `store.length` (the stored
     /// state stays intact), [`BackendError::Unavailable`] when the store cannot be reached.
-    async fn save(&self, key: &str, change: SessionChange, ttl: Duration)
-        -> Result<(), BackendError>;
+    async fn save(
+        &self,
+        key: &str,
+        change: SessionChange,
+        ttl: Duration,
+    ) -> Result<(), BackendError>;
 
     /// Extends the TTL of an existing session without changing its data; a missing session stays
     /// missing.
@@ -271,7 +281,10 @@ pub fn generate_session_key() -> String {
 /// assert!(!is_valid_session_key("../../etc/passwd"));
 /// ```
 pub fn is_valid_session_key(key: &str) -> bool {
-    key.len() == 43 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    key.len() == 43
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Hex SHA-256 of a session key: safe to log, stable for one session.

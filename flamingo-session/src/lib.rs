@@ -15,6 +15,7 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;
+mod repository;
 mod session;
 mod setup;
 mod store;
@@ -28,8 +29,9 @@ pub use flamingo_macros::SessionValue;
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use redis::RedisBackend;
-pub use session::{Session, SessionError};
-pub use setup::*;
+pub use repository::{DetachedSession, SessionRepository};
+pub use session::{Session, SessionError, DEFAULT_FLASH_KEY};
+pub use setup::{SessionLayer, SessionLayerService, Sessions, SessionsBuilder, SetupError};
 pub use store::BackendStore;
 pub use value::SessionValue;
 

@@ -139,7 +139,10 @@ impl Registry {
     /// assert!(registry.types().iter().any(|t| t.name == "String"));
     /// ```
     pub fn try_global() -> Result<&'static Registry, DuplicateTypeName> {
-        GLOBAL.get_or_init(Self::collect).as_ref().map_err(Clone::clone)
+        GLOBAL
+            .get_or_init(Self::collect)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Like [`try_global`](Self::try_global), for code that runs after start-up checked it.
@@ -161,8 +164,16 @@ impl Registry {
             if let Some(prev) = by_name.get(&name) {
                 let (first, second) = ((prev.rust_type)(), (reg.rust_type)());
                 if first != second {
-                    let (first, second) = if first <= second { (first, second) } else { (second, first) };
-                    return Err(DuplicateTypeName { name, first, second });
+                    let (first, second) = if first <= second {
+                        (first, second)
+                    } else {
+                        (second, first)
+                    };
+                    return Err(DuplicateTypeName {
+                        name,
+                        first,
+                        second,
+                    });
                 }
                 continue;
             }
@@ -175,7 +186,10 @@ impl Registry {
     pub fn types(&self) -> Vec<RegisteredType> {
         self.by_name
             .iter()
-            .map(|(name, reg)| RegisteredType { name: name.clone(), rust_type: (reg.rust_type)() })
+            .map(|(name, reg)| RegisteredType {
+                name: name.clone(),
+                rust_type: (reg.rust_type)(),
+            })
             .collect()
     }
 
@@ -205,12 +219,20 @@ impl Registry {
             serde_json::from_str(stored).map_err(RegistryDecodeError::NotEnvelope)?;
         let json: serde_json::Value =
             serde_json::from_str(env.v.get()).map_err(RegistryDecodeError::NotEnvelope)?;
-        let value = match self.by_name.get(env.t.as_ref()) {
-            Some(reg) => Some((reg.decode)(env.v.get()).map_err(|source| {
-                RegistryDecodeError::Value { type_name: env.t.to_string(), source }
-            })?),
-            None => None,
-        };
-        Ok(DecodedValue { type_name: env.t.into_owned(), value, json })
+        let value =
+            match self.by_name.get(env.t.as_ref()) {
+                Some(reg) => Some((reg.decode)(env.v.get()).map_err(|source| {
+                    RegistryDecodeError::Value {
+                        type_name: env.t.to_string(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        Ok(DecodedValue {
+            type_name: env.t.into_owned(),
+            value,
+            json,
+        })
     }
 }

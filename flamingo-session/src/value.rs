@@ -87,7 +87,9 @@ pub(crate) enum DecodeError {
 pub(crate) fn decode<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
     let env: EnvelopeIn<'_> = serde_json::from_str(text).map_err(DecodeError::NotEnvelope)?;
     if env.t != T::session_type_name() {
-        return Err(DecodeError::Mismatch { stored: env.t.into_owned() });
+        return Err(DecodeError::Mismatch {
+            stored: env.t.into_owned(),
+        });
     }
     serde_json::from_str(env.v.get()).map_err(DecodeError::Value)
 }
@@ -163,7 +165,11 @@ where
     V: SessionValue,
 {
     fn session_type_name() -> Cow<'static, str> {
-        Cow::Owned(format!("HashMap<{}, {}>", K::session_type_name(), V::session_type_name()))
+        Cow::Owned(format!(
+            "HashMap<{}, {}>",
+            K::session_type_name(),
+            V::session_type_name()
+        ))
     }
 }
 
@@ -173,7 +179,11 @@ where
     V: SessionValue,
 {
     fn session_type_name() -> Cow<'static, str> {
-        Cow::Owned(format!("BTreeMap<{}, {}>", K::session_type_name(), V::session_type_name()))
+        Cow::Owned(format!(
+            "BTreeMap<{}, {}>",
+            K::session_type_name(),
+            V::session_type_name()
+        ))
     }
 }
 
@@ -199,8 +209,14 @@ mod tests {
 
     #[test]
     fn std_names_compose() {
-        assert_eq!(<Option<Vec<String>>>::session_type_name(), "Option<Vec<String>>");
-        assert_eq!(<HashMap<String, i64>>::session_type_name(), "HashMap<String, i64>");
+        assert_eq!(
+            <Option<Vec<String>>>::session_type_name(),
+            "Option<Vec<String>>"
+        );
+        assert_eq!(
+            <HashMap<String, i64>>::session_type_name(),
+            "HashMap<String, i64>"
+        );
         assert_eq!(<(u8, bool)>::session_type_name(), "(u8, bool)");
     }
 
@@ -213,6 +229,9 @@ mod tests {
             Err(DecodeError::Mismatch { stored }) => assert_eq!(stored, "Vec<u32>"),
             other => panic!("expected a mismatch, got {other:?}"),
         }
-        assert!(matches!(decode::<u8>("[1,2]"), Err(DecodeError::NotEnvelope(_))));
+        assert!(matches!(
+            decode::<u8>("[1,2]"),
+            Err(DecodeError::NotEnvelope(_))
+        ));
     }
 }
