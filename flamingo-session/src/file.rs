@@ -1,3 +1,888 @@
-//! TODO
-/// The file backend.
-pub struct FileBackend;
+//! The file backend: one file per session in a folder (`flamingo.session.backend: file`).
+//!
+//! Each session lives in `session_<key>.json` inside the folder `flamingo.session.file`
+//! (Flamingo's default: `/sessions`). The file holds the expiry time and the session's values:
+//!
+//! ```json
+//! {"v":1,"expires":1767225600000,"state":{"user":{"t":"app::User","v":{"name":"Ada"}}}}
+//! ```
+//!
+//! `expires` is a Unix time in milliseconds; each value is the stored JSON text embedded as JSON
+//! (not a string holding escaped JSON), so a file is easy to read by a person.
+//!
+//! # Guarantees
+//!
+//! - **Atomic writes.** A write goes to a temporary file in the same folder, is flushed to disk
+//!   and renamed over the session file, so a crash or `kill -9` in the middle of a write leaves
+//!   either the old or the new file, never a torn one. Temporary files left by a crash are removed
+//!   by the cleanup task once they are a minute old.
+//! - **No path escapes.** Only keys of the shape
+//!   [`generate_session_key`](crate::backend::generate_session_key) produces name a file; any other
+//!   key is refused, so no key can name a path outside the folder.
+//! - **Atomic merges, also across processes.** A [`SessionChange::Merge`] re-reads the stored
+//!   session, applies the change and writes the result while holding an in-process lock and an
+//!   advisory file lock (`flock`) on one of 256 lock files (`.lock-00` to `.lock-ff`) in the
+//!   folder, so several processes may share one folder.
+//! - **Never blocks the runtime.** Every operation runs its file I/O in one
+//!   [`spawn_blocking`](tokio::task::spawn_blocking) task.
+//! - **Expired files are removed**: lazily when loaded, and by a background task every
+//!   `flamingo.session.fileCleanupInterval` (Flamingo never removes them).
+//!
+//! Files are created with mode `0600` and a folder this backend creates gets mode `0700` (on
+//! Unix).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    fs::{self, File},
+    io::{self, Write as _},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tracing::Instrument as _;
+
+use crate::{
+    backend::{
+        check_length, generate_session_key, is_valid_session_key, key_hash, BackendError,
+        HealthStatus, SessionBackend, SessionChange, SessionState,
+    },
+    config::SessionConfig,
+};
+
+/// The format version written into every file (`"v"`).
+const FORMAT_VERSION: u32 = 1;
+/// Session files are `session_<key>.json`.
+const FILE_PREFIX: &str = "session_";
+const FILE_SUFFIX: &str = ".json";
+/// Temporary files (writes in progress, health probes) start with this.
+const TMP_PREFIX: &str = ".tmp-";
+/// Lock files are `.lock-00` to `.lock-ff`.
+const LOCK_PREFIX: &str = ".lock-";
+/// How many lock shards (in-process mutexes and lock files) there are.
+const LOCK_SHARDS: usize = 256;
+/// Temporary files older than this are left over from a crash and are removed by the cleanup.
+const STALE_TMP_AGE: Duration = Duration::from_secs(60);
+/// How often `create` tries a fresh key before giving up (a collision of 256-bit keys does not
+/// happen in practice).
+const CREATE_ATTEMPTS: usize = 8;
+
+/// Settings of a [`FileBackend`] opened with [`FileBackend::open`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flamingo_session::file::FileOptions;
+///
+/// let options = FileOptions { store_length: 4096, ..FileOptions::default() };
+/// assert_eq!(options.cleanup_interval, Duration::from_secs(300));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOptions {
+    /// The largest encoded session in bytes (`flamingo.session.store.length`); `0` means no
+    /// limit. Default: `1048576`.
+    pub store_length: usize,
+    /// How often the background task removes expired session files
+    /// (`flamingo.session.fileCleanupInterval`); [`Duration::ZERO`] turns the task off (call
+    /// [`FileBackend::remove_expired`] yourself then). Default: 5 minutes.
+    pub cleanup_interval: Duration,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            store_length: 1_048_576,
+            cleanup_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The file session backend: one file per session in a folder, shared safely by several
+/// processes. See the [module documentation](self) for the file format and the guarantees.
+///
+/// Cloning is cheap and shares the backend. The background cleanup task stops when the last
+/// clone is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flamingo_session::backend::{SessionBackend, SessionState};
+/// use flamingo_session::file::{FileBackend, FileOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let folder = tempfile::tempdir()?;
+/// let backend = FileBackend::open(folder.path().join("sessions"), FileOptions::default()).await?;
+///
+/// let state = SessionState::from([("visits".to_owned(), "1".to_owned())]);
+/// let key = backend.create(state.clone(), Duration::from_secs(60)).await?;
+/// assert_eq!(backend.load(&key).await?, Some(state));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct FileBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    folder: Arc<Folder>,
+    store_length: usize,
+    /// In-process lock shards: they keep concurrent writers of one session in this process off
+    /// the blocking pool while one of them holds the file lock.
+    locks: Box<[tokio::sync::Mutex<()>]>,
+    cleanup: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup.abort();
+        }
+    }
+}
+
+impl fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("folder", &self.inner.folder.dir)
+            .field("store_length", &self.inner.store_length)
+            .field("cleanup", &self.inner.cleanup.is_some())
+            .finish()
+    }
+}
+
+impl FileBackend {
+    /// Opens the file backend configured in `flamingo.session.*`: the folder `file`, the size
+    /// limit `store.length` and the cleanup interval `fileCleanupInterval`.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Unavailable`] when the folder cannot be created or is not a folder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_session::{FileBackend, SessionConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let folder = tempfile::tempdir()?;
+    /// let mut config = SessionConfig::default();
+    /// config.file = folder.path().join("sessions");
+    /// let backend = FileBackend::from_config(&config).await?;
+    /// assert_eq!(backend.dir(), std::fs::canonicalize(&config.file)?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn from_config(config: &SessionConfig) -> Result<Self, BackendError> {
+        let options = FileOptions {
+            store_length: config.store_length,
+            cleanup_interval: config.file_cleanup_interval,
+        };
+        Self::open(&config.file, options).await
+    }
+
+    /// Opens (and creates, with mode `0700`, if missing) the session folder `dir`. An existing
+    /// folder is used as it is. The cleanup task starts when this runs inside a Tokio runtime
+    /// and `options.cleanup_interval` is not zero.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Unavailable`] when the folder cannot be created or is not a folder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flamingo_session::file::{FileBackend, FileOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let folder = tempfile::tempdir()?;
+    /// let options = FileOptions { store_length: 0, cleanup_interval: Duration::from_secs(60) };
+    /// let backend = FileBackend::open(folder.path(), options).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, BackendError> {
+        let dir = dir.as_ref().to_path_buf();
+        let folder = run_blocking(move || Folder::create(dir)).await?;
+        let folder = Arc::new(folder);
+        let cleanup = start_cleanup(&folder, options.cleanup_interval);
+        let locks = (0..LOCK_SHARDS)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Ok(FileBackend {
+            inner: Arc::new(Inner {
+                folder,
+                store_length: options.store_length,
+                locks,
+                cleanup,
+            }),
+        })
+    }
+
+    /// The session folder (made absolute when the backend was opened).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use flamingo_session::file::{FileBackend, FileOptions};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let folder = tempfile::tempdir()?;
+    /// let backend = FileBackend::open(folder.path(), FileOptions::default()).await?;
+    /// assert!(backend.dir().is_absolute());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dir(&self) -> &Path {
+        &self.inner.folder.dir
+    }
+
+    /// Removes every expired session file now (the cleanup task does this every
+    /// `cleanup_interval`), and temporary files a crash left behind that are older than a
+    /// minute. Returns how many session files were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Unavailable`] when the folder cannot be listed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use flamingo_session::file::{FileBackend, FileOptions};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let folder = tempfile::tempdir()?;
+    /// let backend = FileBackend::open(folder.path(), FileOptions::default()).await?;
+    /// assert_eq!(backend.remove_expired().await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remove_expired(&self) -> Result<usize, BackendError> {
+        let folder = Arc::clone(&self.inner.folder);
+        let span = tracing::debug_span!("flamingo_session.file.remove_expired");
+        let report = run_blocking(move || folder.sweep())
+            .instrument(span)
+            .await?;
+        Ok(report.sessions)
+    }
+
+    /// The in-process lock shard of a session.
+    fn lock_shard(&self, shard: u8) -> &tokio::sync::Mutex<()> {
+        &self.inner.locks[usize::from(shard)]
+    }
+}
+
+#[async_trait]
+impl SessionBackend for FileBackend {
+    fn name(&self) -> &str {
+        "file"
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
+        if !is_valid_session_key(key) {
+            return Ok(None);
+        }
+        let id = SessionId::new(key);
+        let span = tracing::debug_span!("flamingo_session.file.load", session = %id.hash);
+        let folder = Arc::clone(&self.inner.folder);
+        run_blocking(move || folder.load(&id))
+            .instrument(span)
+            .await
+    }
+
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+        let span = tracing::debug_span!(
+            "flamingo_session.file.create",
+            session = tracing::field::Empty
+        );
+        check_length(&state, self.inner.store_length)?;
+        let folder = Arc::clone(&self.inner.folder);
+        let expires = expiry(ttl);
+        let task_span = span.clone();
+        run_blocking(move || {
+            let bytes = encode(expires, &state)?;
+            for _ in 0..CREATE_ATTEMPTS {
+                let id = SessionId::new(&generate_session_key());
+                task_span.record("session", tracing::field::display(&id.hash));
+                if folder.write(&id, &bytes, WriteMode::NoClobber)? {
+                    return Ok(id.key);
+                }
+                tracing::debug!("session key collision; trying another key");
+            }
+            Err(BackendError::other(format!(
+                "no free session key found in {CREATE_ATTEMPTS} attempts in the session folder"
+            )))
+        })
+        .instrument(span)
+        .await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        change: SessionChange,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        if !is_valid_session_key(key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let id = SessionId::new(key);
+        let span = tracing::debug_span!("flamingo_session.file.save", session = %id.hash);
+        let _guard = self
+            .lock_shard(id.shard)
+            .lock()
+            .instrument(span.clone())
+            .await;
+        let folder = Arc::clone(&self.inner.folder);
+        let limit = self.inner.store_length;
+        let expires = expiry(ttl);
+        run_blocking(move || folder.save(&id, change, limit, expires))
+            .instrument(span)
+            .await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
+        if !is_valid_session_key(key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let id = SessionId::new(key);
+        let span = tracing::debug_span!("flamingo_session.file.touch", session = %id.hash);
+        let _guard = self
+            .lock_shard(id.shard)
+            .lock()
+            .instrument(span.clone())
+            .await;
+        let folder = Arc::clone(&self.inner.folder);
+        let expires = expiry(ttl);
+        run_blocking(move || folder.touch(&id, expires))
+            .instrument(span)
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        if !is_valid_session_key(key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let id = SessionId::new(key);
+        let span = tracing::debug_span!("flamingo_session.file.delete", session = %id.hash);
+        let _guard = self
+            .lock_shard(id.shard)
+            .lock()
+            .instrument(span.clone())
+            .await;
+        let folder = Arc::clone(&self.inner.folder);
+        run_blocking(move || folder.delete(&id))
+            .instrument(span)
+            .await
+    }
+
+    async fn health(&self) -> HealthStatus {
+        let folder = Arc::clone(&self.inner.folder);
+        let span = tracing::debug_span!("flamingo_session.file.health");
+        match run_blocking(move || Ok(folder.health()))
+            .instrument(span)
+            .await
+        {
+            Ok(status) => status,
+            Err(err) => HealthStatus::down(err.to_string()),
+        }
+    }
+
+    fn can_hold_tokens(&self) -> bool {
+        true
+    }
+}
+
+/// A validated session key with what the backend derives from it.
+struct SessionId {
+    key: String,
+    /// `key_hash(key)`: what logs show.
+    hash: String,
+    /// Which lock shard (in-process mutex and lock file) guards this session.
+    shard: u8,
+}
+
+impl SessionId {
+    /// `key` must be valid ([`is_valid_session_key`]).
+    fn new(key: &str) -> Self {
+        let hash = key_hash(key);
+        // The first byte of the SHA-256, the same in every process that shares the folder.
+        let shard = u8::from_str_radix(&hash[..2], 16).unwrap_or(0);
+        SessionId {
+            key: key.to_owned(),
+            hash,
+            shard,
+        }
+    }
+}
+
+/// How a write treats an existing session file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// Replace it.
+    Overwrite,
+    /// Leave it and report `false`.
+    NoClobber,
+}
+
+/// An I/O failure in the session folder; it names the folder, never a session file.
+#[derive(Debug, thiserror::Error)]
+#[error("flamingo.session.file: cannot {action} in session folder {}: {source}", folder.display())]
+struct FolderError {
+    action: &'static str,
+    folder: PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+/// The session folder and the blocking operations on it. Every method here blocks.
+struct Folder {
+    dir: PathBuf,
+}
+
+impl Folder {
+    /// Creates the folder (mode 0700) unless it exists, and makes its path absolute.
+    fn create(dir: PathBuf) -> Result<Folder, BackendError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let unavailable = |action, source| {
+            BackendError::Unavailable(Box::new(FolderError {
+                action,
+                folder: dir.clone(),
+                source,
+            }))
+        };
+        builder
+            .create(&dir)
+            .map_err(|err| unavailable("create the folder", err))?;
+        let dir = fs::canonicalize(&dir).map_err(|err| unavailable("resolve the path", err))?;
+        if !dir.is_dir() {
+            return Err(BackendError::Unavailable(Box::new(FolderError {
+                action: "use the path",
+                folder: dir,
+                source: io::Error::other("not a folder"),
+            })));
+        }
+        Ok(Folder { dir })
+    }
+
+    fn error(&self, action: &'static str, source: io::Error) -> BackendError {
+        BackendError::Unavailable(Box::new(FolderError {
+            action,
+            folder: self.dir.clone(),
+            source,
+        }))
+    }
+
+    /// The path of a session's file, checked to lie directly in the folder.
+    fn session_path(&self, id: &SessionId) -> Result<PathBuf, BackendError> {
+        if !is_valid_session_key(&id.key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let path = self
+            .dir
+            .join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", id.key));
+        // Defence in depth: whatever the key check above allows, the file is in the folder.
+        if path.parent() != Some(self.dir.as_path()) {
+            return Err(BackendError::InvalidKey);
+        }
+        Ok(path)
+    }
+
+    /// Takes the advisory file lock of a shard; it is released when the returned file closes.
+    fn lock(&self, shard: u8) -> Result<File, BackendError> {
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(self.dir.join(format!("{LOCK_PREFIX}{shard:02x}")))
+            .map_err(|err| self.error("open a lock file", err))?;
+        fs4::FileExt::lock(&file).map_err(|err| self.error("lock a lock file", err))?;
+        Ok(file)
+    }
+
+    /// Reads and decodes a session file: `None` when there is none.
+    fn read(&self, path: &Path) -> Result<Option<(u64, SessionState)>, BackendError> {
+        match fs::read(path) {
+            Ok(bytes) => decode(&bytes).map(Some),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(self.error("read a session file", err)),
+        }
+    }
+
+    /// Reads a session that has not expired: `None` when it is missing or expired.
+    fn read_live(&self, path: &Path) -> Result<Option<SessionState>, BackendError> {
+        Ok(self
+            .read(path)?
+            .and_then(|(expires, state)| (expires > now_ms()).then_some(state)))
+    }
+
+    /// Writes a session file atomically: a temporary file in the folder, flushed to disk, then
+    /// renamed over the target. With [`WriteMode::NoClobber`], returns `false` (and writes nothing)
+    /// when the target exists.
+    fn write(&self, id: &SessionId, bytes: &[u8], mode: WriteMode) -> Result<bool, BackendError> {
+        let path = self.session_path(id)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TMP_PREFIX);
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        let mut tmp = builder
+            .tempfile_in(&self.dir)
+            .map_err(|err| self.error("create a temporary file", err))?;
+        tmp.write_all(bytes)
+            .map_err(|err| self.error("write a temporary file", err))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|err| self.error("flush a temporary file", err))?;
+        match mode {
+            WriteMode::Overwrite => {
+                tmp.persist(&path)
+                    .map_err(|err| self.error("replace a session file", err.error))?;
+                Ok(true)
+            }
+            WriteMode::NoClobber => match tmp.persist_noclobber(&path) {
+                Ok(_) => Ok(true),
+                // The temporary file is removed when `err.file` drops.
+                Err(err) if err.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(err) => Err(self.error("create a session file", err.error)),
+            },
+        }
+    }
+
+    fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+        let path = self.session_path(id)?;
+        match self.read(&path)? {
+            None => Ok(None),
+            Some((expires, state)) if expires > now_ms() => Ok(Some(state)),
+            Some(_) => {
+                tracing::debug!("session expired; removing its file");
+                if let Err(err) = self.remove_if_expired(id) {
+                    tracing::debug!(error = %err, "could not remove an expired session file");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn save(
+        &self,
+        id: &SessionId,
+        change: SessionChange,
+        limit: usize,
+        expires: u64,
+    ) -> Result<(), BackendError> {
+        let path = self.session_path(id)?;
+        let _lock = self.lock(id.shard)?;
+        let mut state = match &change {
+            SessionChange::Merge { .. } => self.read_live(&path)?.unwrap_or_default(),
+            _ => SessionState::new(),
+        };
+        change.apply_to(&mut state);
+        check_length(&state, limit)?;
+        self.write(id, &encode(expires, &state)?, WriteMode::Overwrite)?;
+        Ok(())
+    }
+
+    fn touch(&self, id: &SessionId, expires: u64) -> Result<(), BackendError> {
+        let path = self.session_path(id)?;
+        let _lock = self.lock(id.shard)?;
+        match self.read(&path)? {
+            Some((old, state)) if old > now_ms() => {
+                self.write(id, &encode(expires, &state)?, WriteMode::Overwrite)?;
+            }
+            Some(_) => {
+                fs::remove_file(&path)
+                    .or_else(not_found_ok)
+                    .map_err(|err| self.error("remove an expired session file", err))?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
+        let path = self.session_path(id)?;
+        let _lock = self.lock(id.shard)?;
+        fs::remove_file(&path)
+            .or_else(not_found_ok)
+            .map_err(|err| self.error("remove a session file", err))
+    }
+
+    /// Removes a session file if it is (still, under the lock) expired; `true` when removed.
+    fn remove_if_expired(&self, id: &SessionId) -> Result<bool, BackendError> {
+        let path = self.session_path(id)?;
+        let _lock = self.lock(id.shard)?;
+        let expires = match fs::read(&path) {
+            Ok(bytes) => decode_header(&bytes)?.expires,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(self.error("read a session file", err)),
+        };
+        if expires > now_ms() {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(self.error("remove an expired session file", err)),
+        }
+    }
+
+    /// Removes expired session files and stale temporary files.
+    fn sweep(&self) -> Result<SweepReport, BackendError> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|err| self.error("list the session files", err))?;
+        let mut report = SweepReport::default();
+        let now = now_ms();
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(TMP_PREFIX) {
+                if self.remove_stale_tmp(&entry.path()) {
+                    report.temporary += 1;
+                }
+                continue;
+            }
+            let Some(key) = name
+                .strip_prefix(FILE_PREFIX)
+                .and_then(|n| n.strip_suffix(FILE_SUFFIX))
+            else {
+                continue;
+            };
+            if !is_valid_session_key(key) {
+                continue;
+            }
+            let header = match fs::read(entry.path()) {
+                Ok(bytes) => decode_header(&bytes),
+                Err(_) => continue, // removed meanwhile, or unreadable: not ours to judge now
+            };
+            match header {
+                Ok(header) if header.expires <= now => {
+                    match self.remove_if_expired(&SessionId::new(key)) {
+                        Ok(true) => report.sessions += 1,
+                        Ok(false) => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, "could not remove an expired session file")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => report.corrupt += 1,
+            }
+        }
+        if report.corrupt > 0 {
+            tracing::warn!(
+                corrupt = report.corrupt,
+                folder = %self.dir.display(),
+                "session files that cannot be decoded were left in place"
+            );
+        }
+        tracing::debug!(
+            removed = report.sessions,
+            temporary = report.temporary,
+            "removed expired session files"
+        );
+        Ok(report)
+    }
+
+    /// Removes a temporary file older than [`STALE_TMP_AGE`]; `true` when removed.
+    fn remove_stale_tmp(&self, path: &Path) -> bool {
+        let stale = fs::symlink_metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_TMP_AGE);
+        stale && fs::remove_file(path).is_ok()
+    }
+
+    /// The folder exists and a file can be created and removed in it.
+    fn health(&self) -> HealthStatus {
+        let folder = self.dir.display();
+        match fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return HealthStatus::down(format!("session folder {folder} is not a folder")),
+            Err(err) => {
+                return HealthStatus::down(format!("session folder {folder} is unreachable: {err}"))
+            }
+        }
+        let probe = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(&self.dir);
+        match probe.and_then(|probe| probe.close()) {
+            Ok(()) => HealthStatus::up(),
+            Err(err) => {
+                HealthStatus::down(format!("session folder {folder} is not writable: {err}"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SweepReport {
+    /// Expired session files removed.
+    sessions: usize,
+    /// Stale temporary files removed.
+    temporary: usize,
+    /// Session files that could not be decoded (left in place).
+    corrupt: usize,
+}
+
+fn not_found_ok(err: io::Error) -> io::Result<()> {
+    if err.kind() == io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Starts the background cleanup, when a Tokio runtime is running and `interval` is not zero.
+fn start_cleanup(folder: &Arc<Folder>, interval: Duration) -> Option<tokio::task::AbortHandle> {
+    if interval.is_zero() {
+        return None;
+    }
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let folder = Arc::clone(folder);
+    let task = runtime.spawn(async move {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let folder = Arc::clone(&folder);
+            let span = tracing::debug_span!("flamingo_session.file.cleanup");
+            if let Err(err) = run_blocking(move || folder.sweep()).instrument(span).await {
+                tracing::warn!(error = %err, "session file cleanup failed");
+            }
+        }
+    });
+    Some(task.abort_handle())
+}
+
+/// Runs blocking file work on Tokio's blocking pool.
+async fn run_blocking<T, F>(work: F) -> Result<T, BackendError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, BackendError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|err| BackendError::other(format!("a file session task failed: {err}")))?
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The expiry (Unix milliseconds) of a session written now with `ttl`.
+fn expiry(ttl: Duration) -> u64 {
+    now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The file as written.
+#[derive(Serialize)]
+struct FileOut<'a> {
+    v: u32,
+    expires: u64,
+    /// Values that are JSON texts, embedded as they are.
+    state: BTreeMap<&'a str, &'a RawValue>,
+    /// Values that are not a JSON text on their own (never written by `Session::store`), kept
+    /// as JSON strings so that every value round-trips exactly.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    text: BTreeMap<&'a str, &'a str>,
+}
+
+/// The file as read.
+#[derive(Deserialize)]
+struct FileIn {
+    v: u32,
+    expires: u64,
+    state: HashMap<String, Box<RawValue>>,
+    #[serde(default)]
+    text: HashMap<String, String>,
+}
+
+/// Only the first fields, for the cleanup.
+#[derive(Deserialize)]
+struct FileHeader {
+    v: u32,
+    expires: u64,
+}
+
+fn encode(expires: u64, state: &SessionState) -> Result<Vec<u8>, BackendError> {
+    let mut out = FileOut {
+        v: FORMAT_VERSION,
+        expires,
+        state: BTreeMap::new(),
+        text: BTreeMap::new(),
+    };
+    for (key, value) in state {
+        match serde_json::from_str::<&RawValue>(value) {
+            // `from_str` trims surrounding whitespace; such a value is kept as text to stay exact.
+            Ok(raw) if raw.get().len() == value.len() => {
+                out.state.insert(key, raw);
+            }
+            _ => {
+                out.text.insert(key, value);
+            }
+        }
+    }
+    let size = crate::backend::encoded_len(state) + 64 + 8 * state.len();
+    let mut bytes = Vec::with_capacity(size);
+    serde_json::to_writer(&mut bytes, &out)
+        .map_err(|err| BackendError::other(format!("cannot encode a session file: {err}")))?;
+    Ok(bytes)
+}
+
+/// A decoding error, described without quoting the file's content.
+fn corrupt(err: &serde_json::Error) -> BackendError {
+    BackendError::Corrupt(format!(
+        "session file is not valid ({:?} error at line {} column {})",
+        err.classify(),
+        err.line(),
+        err.column()
+    ))
+}
+
+fn check_version(v: u32) -> Result<(), BackendError> {
+    if v == FORMAT_VERSION {
+        Ok(())
+    } else {
+        Err(BackendError::Corrupt(format!(
+            "session file has format version {v}; this version reads {FORMAT_VERSION}"
+        )))
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<(u64, SessionState), BackendError> {
+    let file: FileIn = serde_json::from_slice(bytes).map_err(|err| corrupt(&err))?;
+    check_version(file.v)?;
+    let mut state: SessionState = file
+        .state
+        .into_iter()
+        .map(|(k, v)| (k, Box::<str>::from(v).into_string()))
+        .collect();
+    state.extend(file.text);
+    Ok((file.expires, state))
+}
+
+fn decode_header(bytes: &[u8]) -> Result<FileHeader, BackendError> {
+    let header: FileHeader = serde_json::from_slice(bytes).map_err(|err| corrupt(&err))?;
+    check_version(header.v)?;
+    Ok(header)
+}
