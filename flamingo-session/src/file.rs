@@ -16,9 +16,8 @@
 //!   and renamed over the session file, so a crash or `kill -9` in the middle of a write leaves
 //!   either the old or the new file, never a torn one. Temporary files left by a crash are removed
 //!   by the cleanup task once they are a minute old.
-//! - **No path escapes.** Only keys of the shape
-//!   [`generate_session_key`](crate::backend::generate_session_key) produces name a file; any other
-//!   key is refused, so no key can name a path outside the folder.
+//! - **No path escapes.** Only keys of the shape [`generate_session_key`] produces name a file;
+//!   any other key is refused, so no key can name a path outside the folder.
 //! - **Atomic merges, also across processes.** A [`SessionChange::Merge`] re-reads the stored
 //!   session, applies the change and writes the result while holding an in-process lock and an
 //!   advisory file lock (`flock`) on one of 256 lock files (`.lock-00` to `.lock-ff`) in the
