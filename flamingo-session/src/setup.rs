@@ -258,8 +258,7 @@ impl Sessions {
     /// [`SetupError::Config`] for a bad value (the message names the key), the others as
     /// [`SessionsBuilder::build`].
     pub async fn from_config(config: &config::Config) -> Result<Sessions, SetupError> {
-        let _ = config;
-        todo!("TEMP until config parsing lands")
+        Self::builder(SessionConfig::from_config(config)?).build().await
     }
 
     /// A builder, for custom backends and extra health checks.
