@@ -1,6 +1,76 @@
-//! Flamingo-style sessions for actix-web.
+//! Flamingo-style sessions for actix-web, built on actix-session.
 //!
-//! (Crate guide to be written.)
+//! Flamingo (the Go web framework) gives every handler a session whose backend is picked in
+//! config and whose values are typed. This crate does the same for actix-web:
+//!
+//! - [`Session`]: the extractor, with Flamingo's `load`/`store`/`delete`/`keys`/`clear_all`/
+//!   `flashes`/`add_flash`/`id`/`id_hash`, plus `renew` and `purge`.
+//! - [`SessionValue`]: what can be stored. `#[derive(SessionValue)]` on your serde types (it also
+//!   registers them in the [`registry`]); the common std types work as they are. Every stored
+//!   value carries its type name, so reading it as another type is
+//!   [`SessionError::TypeMismatch`].
+//! - Backends behind one object-safe trait, [`SessionBackend`]: [`MemoryBackend`] (default),
+//!   [`FileBackend`], [`RedisBackend`] (standalone and Cluster) or your own, chosen by
+//!   `flamingo.session.backend`. [`BackendStore`] adapts any of them to actix-session's
+//!   `SessionStore`; [`conformance::run`] checks a backend against the contract.
+//! - [`Sessions`]: reads Flamingo's `flamingo.session.*` keys ([`config`]), opens the backend and
+//!   gives the middleware for `App::wrap` and the [`health`] endpoint.
+//!
+//! # Getting started
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpResponse, HttpServer};
+//! use flamingo_session::{Session, SessionError, SessionValue, Sessions};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default, Serialize, Deserialize, SessionValue)]
+//! struct Cart {
+//!     items: Vec<String>,
+//! }
+//!
+//! async fn add(session: Session, sku: web::Path<String>) -> Result<HttpResponse, SessionError> {
+//!     let mut cart = session.load::<Cart>("cart")?.unwrap_or_default();
+//!     cart.items.push(sku.into_inner());
+//!     session.store("cart", cart)?;
+//!     Ok(HttpResponse::NoContent().finish())
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // flamingo.session.backend: redis, flamingo.session.redis.host: ..., from files and
+//!     // FLAMINGO__SESSION__* environment variables.
+//!     let config = config::Config::builder()
+//!         .add_source(config::File::with_name("config.yml").required(false))
+//!         .add_source(flamingo_session::config::environment())
+//!         .build()?;
+//!     let sessions = Sessions::from_config(&config).await?;
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .configure(sessions.configure())
+//!             .wrap(sessions.middleware())
+//!             .route("/cart/{sku}", web::post().to(add))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Choosing a backend
+//!
+//! | `flamingo.session.backend` | cargo feature | notes |
+//! |---|---|---|
+//! | `memory` | always | bounded, per-session TTL; one process |
+//! | `file` | `file` (default) | one file per session, atomic writes, shared by processes on one host |
+//! | `redis` | `redis` (default) | one hash per session, TTL and merges in one Lua script; TLS, ACL, Cluster |
+//! | `custom` | always | [`SessionsBuilder::custom_backend`] |
+//!
+//! # Save modes
+//!
+//! `flamingo.session.saveMode` decides how a request's changes are written: `Always` replaces the
+//! stored session (last writer wins), `OnWrite` and `OnRead` merge only the keys the request
+//! wrote (or read), atomically in every backend, so concurrent requests lose nothing.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
