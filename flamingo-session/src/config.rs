@@ -516,57 +516,64 @@ impl SessionConfig {
         flatten(&config.cache, &mut Walk::default(), &mut found);
         let settings = merge_spellings(found)?;
 
-        let mut ours: BTreeMap<String, (String, &ValueKind)> = BTreeMap::new();
-        let mut legacy: Vec<(&'static str, &'static str, &ValueKind)> = Vec::new();
+        // Relative key (lower case) -> the key as shown in errors, the legacy alias it came
+        // from (if any), and the value.
+        let mut ours: BTreeMap<String, (String, Option<&'static str>, &ValueKind)> =
+            BTreeMap::new();
+        let mut legacy = Vec::new();
         for (path, entry) in &settings {
-            if path.starts_with(&[ROOT[0].to_owned(), ROOT[1].to_owned()]) {
+            if path.len() >= ROOT.len() && path.iter().zip(ROOT).all(|(a, b)| a == b) {
                 let relative = path[ROOT.len()..].join(".");
-                let shown = format!(
-                    "{}.{}",
-                    ROOT.join("."),
-                    entry.segments[ROOT.len()..].join(".")
-                );
-                ours.insert(relative, (shown, &entry.value));
+                let tail = &entry.segments[ROOT.len()..];
+                let shown = std::iter::once(ROOT.join("."))
+                    .chain((!tail.is_empty()).then(|| tail.join(".")))
+                    .collect::<Vec<_>>()
+                    .join(".");
+                ours.insert(relative, (shown, None, &entry.value));
             } else if let Some((alias, target)) = legacy_alias(path) {
                 legacy.push((alias, target, &entry.value));
             }
         }
         for (alias, target, value) in legacy {
-            let canonical = target.to_ascii_lowercase();
-            if ours.contains_key(&canonical) {
-                tracing::warn!(
+            let relative = target.to_ascii_lowercase();
+            let new_key = key(target);
+            match ours.get(&relative) {
+                Some((_, None, _)) => tracing::warn!(
                     legacy_key = alias,
-                    key = %format!("flamingo.session.{target}"),
-                    "deprecated configuration key ignored: the new key is set too"
-                );
-                continue;
+                    key = %new_key,
+                    "deprecated configuration key ignored: the new key is set"
+                ),
+                Some((_, Some(other), _)) => tracing::warn!(
+                    legacy_key = alias,
+                    key = %new_key,
+                    "deprecated configuration key ignored: {other} is set too"
+                ),
+                None => {
+                    tracing::warn!(
+                        legacy_key = alias,
+                        key = %new_key,
+                        "deprecated configuration key: use the new key"
+                    );
+                    ours.insert(relative, (alias.to_owned(), Some(alias), value));
+                }
             }
-            tracing::warn!(
-                legacy_key = alias,
-                key = %format!("flamingo.session.{target}"),
-                "deprecated configuration key: use the new key"
-            );
-            ours.insert(canonical, (alias.to_owned(), value));
         }
 
         let mut session = Self::default();
-        for (relative, (shown, value)) in &ours {
+        for (relative, (shown, alias, value)) in &ours {
             if relative.is_empty() {
                 return Err(ConfigError::new(
-                    shown.trim_end_matches('.'),
+                    shown,
                     "expected a map of session settings, got a single value",
                 ));
             }
             let Some(spec) = KEYS.iter().find(|k| k.name.eq_ignore_ascii_case(relative)) else {
                 return Err(unknown_key(relative, shown));
             };
-            let key = if shown.starts_with("flamingo.") {
-                format!("flamingo.session.{}", spec.name)
-            } else {
-                shown.clone()
-            };
+            // Errors name Flamingo's spelling of the key, or the legacy alias that was used.
+            let shown_key = alias.map_or_else(|| key(spec.name), str::to_owned);
             let setting = Setting {
-                key: &key,
+                key: &shown_key,
                 value,
                 secret: spec.secret,
             };

@@ -1040,3 +1040,25 @@ fn resolve_rejects_an_empty_username_set_in_code() {
         "must not be empty",
     );
 }
+
+#[test]
+fn the_example_configs_load() {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/config");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&folder).expect("examples/config exists") {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "yml" || e == "yaml" || e == "toml")
+        {
+            let config = Config::builder()
+                .add_source(File::from(path.clone()))
+                .build()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            SessionConfig::from_config(&config)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            loaded += 1;
+        }
+    }
+    assert!(loaded > 0, "no config files in {}", folder.display());
+}
