@@ -241,6 +241,7 @@ fn load_config(files: &[String]) -> Result<config::Config, config::ConfigError> 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -25,7 +25,7 @@ use crate::{
     registry::{DuplicateTypeName, Registry},
     repository::SessionRepository,
     session::SessionSettings,
-    store::{BackendStore, OUTAGE},
+    store::{BackendStore, StoreFailure, FAILURE},
 };
 
 /// Why the sessions could not be set up. Messages name the config key or the backend.
@@ -405,11 +405,11 @@ where
         req.extensions_mut().insert(self.settings.clone());
         let service = self.service.clone();
         let strip_same_site = self.strip_same_site.clone();
-        Box::pin(OUTAGE.scope(std::cell::Cell::new(false), async move {
+        Box::pin(FAILURE.scope(std::cell::Cell::new(None), async move {
             let result = service.call(req).await;
-            let outage = OUTAGE.with(|flag| flag.get());
+            let failure = FAILURE.with(|slot| slot.get());
             match result {
-                Err(err) if outage => Err(unavailable(err)),
+                Err(_) if failure.is_some() => Err(failure_error(failure)),
                 Ok(mut res) => {
                     if let Some(name) = strip_same_site {
                         remove_same_site(&mut res, &name);
@@ -422,12 +422,23 @@ where
     }
 }
 
-fn unavailable(_cause: actix_web::Error) -> actix_web::Error {
-    actix_web::error::InternalError::new(
-        "session store unavailable",
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .into()
+/// The answer for a store failure; its cause was logged by the adapter.
+fn failure_error(failure: Option<StoreFailure>) -> actix_web::Error {
+    match failure {
+        Some(StoreFailure::TooLarge { size, limit }) => actix_web::error::InternalError::new(
+            format!(
+                "the session would grow to {size} bytes, over flamingo.session.store.length \
+                 ({limit} bytes); nothing was saved"
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+        .into(),
+        _ => actix_web::error::InternalError::new(
+            "session store unavailable, try again shortly",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into(),
+    }
 }
 
 /// `cookie.sameSite: default` sends no SameSite attribute; actix-session always sets one.

@@ -10,16 +10,29 @@ use crate::{
     session::{DirtyKeys, DIRTY_KEY, ID_KEY, RESERVED_PREFIX},
 };
 
+/// A store failure the session layer answers with a specific status instead of actix-session's
+/// opaque 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreFailure {
+    /// The store is unreachable: 503.
+    Unavailable,
+    /// The session grew past `store.length`: 413, nothing written.
+    TooLarge { size: usize, limit: usize },
+}
+
 tokio::task_local! {
-    /// Set for the duration of one request by the session layer; a backend outage is recorded
-    /// here so the layer can answer 503 instead of actix-session's opaque 500.
-    pub(crate) static OUTAGE: std::cell::Cell<bool>;
+    /// Set for the duration of one request by the session layer; the adapter records here why
+    /// the store failed.
+    pub(crate) static FAILURE: std::cell::Cell<Option<StoreFailure>>;
 }
 
 fn record_outage(err: &BackendError) {
-    if matches!(err, BackendError::Unavailable(_)) {
-        let _ = OUTAGE.try_with(|flag| flag.set(true));
-    }
+    let failure = match err {
+        BackendError::Unavailable(_) => StoreFailure::Unavailable,
+        BackendError::TooLarge { size, limit } => StoreFailure::TooLarge { size: *size, limit: *limit },
+        _ => return,
+    };
+    let _ = FAILURE.try_with(|slot| slot.set(Some(failure)));
 }
 
 /// An actix-session [`SessionStore`] backed by any [`SessionBackend`].

@@ -3,5 +3,6 @@
 //! started when dropped.
 #![allow(dead_code)]
 
+pub mod demo;
 pub mod oidc;
 pub mod redis;

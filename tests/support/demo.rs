@@ -1,0 +1,120 @@
+//! Runs the demo app (`examples/demo.rs`) as a real process on a free loopback port.
+
+use std::{
+    io::Write as _,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
+
+/// The demo binary cargo built next to this test binary.
+pub fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir");
+    let bin = dir.join("examples").join("demo");
+    assert!(
+        bin.exists(),
+        "the demo binary is missing at {}: run `cargo build --example demo` first \
+         (./scripts/test.sh builds it with `cargo test --all-targets`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running demo process, killed on drop.
+pub struct Demo {
+    child: Option<Child>,
+    pub addr: String,
+    config: tempfile::NamedTempFile,
+    log: PathBuf,
+}
+
+impl Demo {
+    /// Starts the demo with `yaml` as its `--config` file and waits until it answers.
+    pub fn start(yaml: &str) -> Demo {
+        let mut config = tempfile::Builder::new().suffix(".yml").tempfile().expect("config file");
+        config.write_all(yaml.as_bytes()).unwrap();
+        let log = std::env::temp_dir().join(format!("flamingo-demo-{}.log", free_port()));
+        let mut demo = Demo { child: None, addr: String::new(), config, log };
+        demo.spawn(free_port());
+        demo
+    }
+
+    fn spawn(&mut self, port: u16) {
+        self.addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(&self.log).expect("demo log file");
+        let child = Command::new(demo_binary())
+            .args(["--addr", &self.addr, "--config"])
+            .arg(self.config.path())
+            .env("RUST_LOG", "warn")
+            .env("DEMO_WORKERS", "2")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the demo");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the demo exited with {status} before it listened:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "the demo did not listen within 20 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The demo's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Kills the process (SIGKILL) and starts it again on the same port and config.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port: u16 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        self.spawn(port);
+    }
+
+    /// Kills the process.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A reqwest client with its own cookie jar: one browser.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
