@@ -1,0 +1,436 @@
+//! [`Auth`]: the configured brokers, built at start-up, mounted with [`Auth::configure`].
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use flamingo_session::{Session, Sessions};
+
+use crate::{
+    broker::{Broker, CallbackError, Ctx},
+    config::AuthConfig,
+    error::AuthConfigError,
+    events::{login_listener, logout_listener, Listeners, LoginEvent, LogoutEvent},
+    identity::Identity,
+    routes,
+};
+
+/// How discovery of an OpenID Provider is retried at start-up.
+///
+/// Default: 3 attempts, waiting 500 ms, then 1 s (doubling, at most `max_delay` = 5 s); each
+/// request times out after 10 s. After the last attempt [`Auth`] fails to build with
+/// [`AuthConfigError::Discovery`], naming the broker and the endpoint.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = flamingo_auth::RetryPolicy { attempts: 5, ..Default::default() };
+/// assert_eq!(policy.initial_delay, Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// How many times discovery is tried (at least 1). Default: `3`.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles after each failure. Default: 500 ms.
+    pub initial_delay: Duration,
+    /// The longest wait between attempts. Default: 5 s.
+    pub max_delay: Duration,
+    /// Timeout of each request to the provider (discovery, token, keys). Default: 10 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Start-up options of the brokers.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) retry: RetryPolicy,
+    pub(crate) jwks_refetch_interval: Duration,
+}
+
+type CallbackErrorHandler = Arc<dyn Fn(&HttpRequest, &CallbackError) -> Option<HttpResponse> + Send + Sync>;
+
+struct Inner {
+    brokers: Vec<Broker>,
+    debug: bool,
+    login_broker: Option<String>,
+    api_client: reqwest::Client,
+    callback_error_handler: Option<CallbackErrorHandler>,
+}
+
+/// Flamingo's core/auth for an actix-web app: the brokers of `core.auth.web.broker`, their
+/// routes and the data the extractors ([`User`](crate::User),
+/// [`AuthManager`](crate::AuthManager), [`Authenticated`](crate::Authenticated),
+/// [`UserService`](crate::UserService)) need.
+///
+/// Build it once in `main` (discovery of OpenID Providers happens here), then mount it in the
+/// app factory with [`configure`](Self::configure). The app must also wrap the session
+/// middleware of the same [`Sessions`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use actix_web::{App, HttpServer};
+/// use flamingo_auth::Auth;
+/// use flamingo_session::Sessions;
+///
+/// #[actix_web::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let config = config::Config::builder()
+///         .add_source(config::File::with_name("config.yaml"))
+///         .build()?;
+///     let sessions = Sessions::from_config(&config).await?;
+///     let auth = Auth::from_config(&config, &sessions).await?;
+///     HttpServer::new(move || {
+///         App::new()
+///             .wrap(sessions.middleware())
+///             .configure(|cfg| auth.configure(cfg))
+///     })
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+    listeners: Arc<Listeners>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("brokers", &self.inner.brokers.iter().map(|b| (b.name(), b.typ())).collect::<Vec<_>>())
+            .field("debug", &self.inner.debug)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Auth`]: retries, key refetching, listeners, the callback error handler.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use flamingo_auth::{Auth, RetryPolicy};
+/// # async fn run(config: config::Config, sessions: flamingo_session::Sessions) -> Result<(), flamingo_auth::AuthConfigError> {
+/// let auth = Auth::builder(&config, &sessions)?
+///     .retry_policy(RetryPolicy { attempts: 10, ..Default::default() })
+///     .jwks_refetch_interval(Duration::from_secs(60))
+///     .on_login(|event| async move {
+///         tracing::info!(broker = %event.broker, "login");
+///     })
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "call .build().await"]
+pub struct AuthBuilder {
+    config: AuthConfig,
+    options: Options,
+    login_broker: Option<String>,
+    api_client: Option<reqwest::Client>,
+    callback_error_handler: Option<CallbackErrorHandler>,
+    listeners: Listeners,
+}
+
+impl std::fmt::Debug for AuthBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl AuthBuilder {
+    /// A builder for `config` on `sessions`.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::BackendCannotHoldTokens`] when the session backend says it cannot
+    /// hold tokens (auth stores tokens and login states in the session).
+    pub fn new(config: AuthConfig, sessions: &Sessions) -> Result<AuthBuilder, AuthConfigError> {
+        let backend = sessions.backend();
+        if !backend.can_hold_tokens() {
+            return Err(AuthConfigError::BackendCannotHoldTokens { backend: backend.name().to_owned() });
+        }
+        Ok(AuthBuilder {
+            config,
+            options: Options {
+                retry: RetryPolicy::default(),
+                jwks_refetch_interval: Duration::from_secs(30),
+            },
+            login_broker: None,
+            api_client: None,
+            callback_error_handler: None,
+            listeners: Listeners::default(),
+        })
+    }
+
+    /// How OpenID Provider discovery is retried at start-up. Default: [`RetryPolicy::default`].
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = RetryPolicy { attempts: policy.attempts.max(1), ..policy };
+        self
+    }
+
+    /// The shortest time between two refetches of a provider's keys, triggered by an ID token
+    /// signed with an unknown key. Default: 30 s.
+    pub fn jwks_refetch_interval(mut self, interval: Duration) -> Self {
+        self.options.jwks_refetch_interval = interval;
+        self
+    }
+
+    /// The broker [`Authenticated`](crate::Authenticated) sends browsers to. Default: the
+    /// first configured broker.
+    pub fn login_broker(mut self, broker: impl Into<String>) -> Self {
+        self.login_broker = Some(broker.into());
+        self
+    }
+
+    /// The reqwest client [`AuthHttpClient`](crate::AuthHttpClient) sends requests with.
+    /// Default: `reqwest::Client::new()`.
+    pub fn api_client(mut self, client: reqwest::Client) -> Self {
+        self.api_client = Some(client);
+        self
+    }
+
+    /// Handles an `?error=` from an OpenID Provider at the callback (Flamingo's
+    /// `CallbackErrorHandler`), e.g. to send a `login_required` after `prompt=none` to a page.
+    /// Returning `None` gives the default: 401 with a plain-text message naming the error code.
+    pub fn callback_error_handler<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&HttpRequest, &CallbackError) -> Option<HttpResponse> + Send + Sync + 'static,
+    {
+        self.callback_error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Adds a login listener (see [`Auth::on_login`]).
+    pub fn on_login<F, Fut>(mut self, listener: F) -> Self
+    where
+        F: Fn(LoginEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.listeners.login.push(login_listener(listener));
+        self
+    }
+
+    /// Adds a logout listener (see [`Auth::on_logout`]).
+    pub fn on_logout<F, Fut>(mut self, listener: F) -> Self
+    where
+        F: Fn(LogoutEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.listeners.logout.push(logout_listener(listener));
+        self
+    }
+
+    /// Builds the brokers; `oidc` brokers discover their provider now.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::Discovery`] when a provider cannot be discovered,
+    /// [`AuthConfigError::Invalid`] for an unknown `login_broker`.
+    pub async fn build(self) -> Result<Auth, AuthConfigError> {
+        if let Some(name) = &self.login_broker {
+            if !self.config.brokers.iter().any(|b| b.name() == name) {
+                return Err(AuthConfigError::invalid(
+                    crate::config::BROKER_KEY,
+                    format!("login broker {name:?} is not configured"),
+                ));
+            }
+        }
+        let mut brokers = Vec::with_capacity(self.config.brokers.len());
+        for (index, config) in self.config.brokers.into_iter().enumerate() {
+            brokers.push(Broker::build(config, index, &self.options).await?);
+        }
+        let login_broker = self.login_broker.or_else(|| brokers.first().map(|b| b.name().to_owned()));
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                brokers,
+                debug: self.config.debug_controller,
+                login_broker,
+                api_client: self.api_client.unwrap_or_default(),
+                callback_error_handler: self.callback_error_handler,
+            }),
+            listeners: Arc::new(self.listeners),
+        })
+    }
+}
+
+impl Auth {
+    /// Reads `core.auth.*` and builds the brokers with default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Auth::builder`] and [`AuthBuilder::build`].
+    pub async fn from_config(config: &config::Config, sessions: &Sessions) -> Result<Auth, AuthConfigError> {
+        Self::builder(config, sessions)?.build().await
+    }
+
+    /// A builder reading `core.auth.*` from `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::Invalid`] naming the key for bad configuration,
+    /// [`AuthConfigError::BackendCannotHoldTokens`] for an unsuitable session backend.
+    pub fn builder(config: &config::Config, sessions: &Sessions) -> Result<AuthBuilder, AuthConfigError> {
+        AuthBuilder::new(AuthConfig::from_config(config)?, sessions)
+    }
+
+    /// Adds a login listener; returns the `Auth` with it (cheap: brokers are shared), so it can
+    /// be called in the app factory as well as in `main`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn app(auth: flamingo_auth::Auth) {
+    /// let auth = auth.on_login(|event| async move {
+    ///     let _ = event.session.store("greeting", format!("Welcome, {}", event.identity.subject()));
+    /// });
+    /// # }
+    /// ```
+    pub fn on_login<F, Fut>(mut self, listener: F) -> Self
+    where
+        F: Fn(LoginEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        Arc::make_mut(&mut self.listeners).login.push(login_listener(listener));
+        self
+    }
+
+    /// Adds a logout listener, called once per broker logged out of.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn app(auth: flamingo_auth::Auth) {
+    /// let auth = auth.on_logout(|event| async move {
+    ///     tracing::info!(broker = %event.broker, "logout");
+    /// });
+    /// # }
+    /// ```
+    pub fn on_logout<F, Fut>(mut self, listener: F) -> Self
+    where
+        F: Fn(LogoutEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        Arc::make_mut(&mut self.listeners).logout.push(logout_listener(listener));
+        self
+    }
+
+    /// Mounts the routes (`/core/auth/login/{broker}`, `/core/auth/callback/{broker}`,
+    /// `/core/auth/logout`, `/core/auth/logout/{broker}`, `/core/auth/logoutCallback`, and
+    /// `/core/auth/debug` when `core.auth.web.debugController` is on) and the app data of the
+    /// extractors. Use with `App::configure`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn app(auth: flamingo_auth::Auth, sessions: flamingo_session::Sessions) {
+    /// let app = actix_web::App::new()
+    ///     .wrap(sessions.middleware())
+    ///     .configure(|cfg| auth.configure(cfg));
+    /// # }
+    /// ```
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()));
+        routes::mount(cfg, self.inner.debug);
+    }
+
+    /// The configured brokers as (name, `typ`), in configured order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn show(auth: &flamingo_auth::Auth) {
+    /// for (name, typ) in auth.brokers() {
+    ///     println!("{name} ({typ}): /core/auth/login/{name}");
+    /// }
+    /// # }
+    /// ```
+    pub fn brokers(&self) -> Vec<(&str, &'static str)> {
+        self.inner.brokers.iter().map(|b| (b.name(), b.typ())).collect()
+    }
+
+    pub(crate) fn broker(&self, name: &str) -> Option<&Broker> {
+        self.inner.brokers.iter().find(|b| b.name() == name)
+    }
+
+    pub(crate) fn all_brokers(&self) -> &[Broker] {
+        &self.inner.brokers
+    }
+
+    pub(crate) fn login_broker(&self) -> Option<&str> {
+        self.inner.login_broker.as_deref()
+    }
+
+    pub(crate) fn api_client(&self) -> &reqwest::Client {
+        &self.inner.api_client
+    }
+
+    /// Every identity of the request, in broker order (Flamingo's `IdentifyAll`). Errors of
+    /// single brokers are logged and skipped.
+    pub(crate) async fn identities(&self, req: &HttpRequest, session: &Session) -> Vec<Identity> {
+        let ctx = Ctx { req, session, auth: self };
+        let mut found = Vec::new();
+        for broker in &self.inner.brokers {
+            match broker.identify(&ctx).await {
+                Ok(Some(identity)) => found.push(identity),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(broker = broker.name(), error = %err, "identify failed"),
+            }
+        }
+        found
+    }
+
+    /// The first identity of the request (Flamingo's `Identify`).
+    pub(crate) async fn identify(&self, req: &HttpRequest, session: &Session) -> Option<Identity> {
+        let ctx = Ctx { req, session, auth: self };
+        for broker in &self.inner.brokers {
+            match broker.identify(&ctx).await {
+                Ok(Some(identity)) => return Some(identity),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(broker = broker.name(), error = %err, "identify failed"),
+            }
+        }
+        None
+    }
+
+    pub(crate) fn handle_callback_error(&self, req: &HttpRequest, err: &CallbackError) -> HttpResponse {
+        if let Some(handler) = &self.inner.callback_error_handler {
+            if let Some(response) = handler(req, err) {
+                return response;
+            }
+        }
+        let code: String = err
+            .error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .take(64)
+            .collect();
+        HttpResponse::Unauthorized()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("login was not completed at the identity provider: {code}"))
+    }
+
+    pub(crate) async fn dispatch_login(&self, event: LoginEvent) {
+        for listener in &self.listeners.login {
+            listener(event.clone()).await;
+        }
+    }
+
+    pub(crate) async fn dispatch_logout(&self, event: LogoutEvent) {
+        for listener in &self.listeners.logout {
+            listener(event.clone()).await;
+        }
+    }
+}

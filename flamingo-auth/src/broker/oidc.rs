@@ -1,0 +1,673 @@
+//! The `oidc` broker: OpenID Connect authorization code flow with PKCE, state and nonce, through
+//! the `openidconnect` crate.
+//!
+//! - Discovery runs at start-up (with the [`RetryPolicy`]). The metadata and the provider's keys
+//!   live behind an [`ArcSwap`]; an ID token signed with a key the app does not know triggers
+//!   one re-discovery (at most once per `jwks_refetch_interval`) and a second verification, so
+//!   a signing-key rotation at the provider is not a failed login (openidconnect issue #232).
+//! - A refreshed ID token may omit the nonce (openidconnect issue #186); when it carries one it
+//!   must be the login's, and its `sub` must be the login's.
+//! - `at_hash` is checked whenever the ID token carries it.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use actix_web::{http::StatusCode, HttpResponse};
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use openidconnect::{
+    core::{
+        CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+        CoreGenderClaim, CoreIdToken, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
+        CoreTokenIntrospectionResponse, CoreTokenType,
+    },
+    AccessToken, AccessTokenHash, AuthorizationCode, ClaimsVerificationError, Client, ClientId,
+    ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, IdTokenFields, JsonWebKeySet, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse,
+    StandardTokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq as _;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::{
+    config::OidcConfig,
+    error::{AuthConfigError, AuthError, BoxError},
+    identity::{Identity, IdentityKind},
+    redirect,
+    session_data::{oidc_session_key, oidc_states_key, OidcSessionData, OidcState},
+    user::map_claims,
+    RetryPolicy,
+};
+
+use super::{CallbackError, Ctx};
+
+/// At most this many logins may be in progress in one session (one per tab); older ones are
+/// dropped first.
+const MAX_LIVE_STATES: usize = 16;
+
+/// Extra fields of the token response, kept for `claims.accessToken` (Flamingo takes
+/// access-token claims from them too).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct TokenExtras {
+    #[serde(flatten)]
+    fields: BTreeMap<String, Value>,
+}
+
+impl ExtraTokenFields for TokenExtras {}
+
+type IdFields = IdTokenFields<
+    EmptyAdditionalClaims,
+    TokenExtras,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type TokenResponse = StandardTokenResponse<IdFields, CoreTokenType>;
+
+/// The openidconnect client type after discovery (auth URL set; token and userinfo URLs as the
+/// provider advertises them).
+type OidcClient = Client<
+    EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    TokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What discovery found: the metadata (with the keys) and a client built from it.
+struct ProviderState {
+    metadata: ProviderMetadataWithLogout,
+    client: OidcClient,
+}
+
+/// An `oidc` broker.
+pub(crate) struct OidcBroker {
+    config: OidcConfig,
+    /// Talks to the provider; never follows redirects (SSRF).
+    http: reqwest::Client,
+    provider: ArcSwap<ProviderState>,
+    /// When the keys were last fetched again because of an unknown `kid`.
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
+    refetch_interval: Duration,
+}
+
+/// How a verified ID token's nonce is checked.
+enum NonceCheck<'a> {
+    /// At login: the nonce must be the one sent.
+    Login(&'a Nonce),
+    /// After a refresh: no nonce, or the login's.
+    Refresh(Option<&'a str>),
+}
+
+/// Why an ID token was refused.
+#[derive(Debug, thiserror::Error)]
+enum VerifyError {
+    #[error(transparent)]
+    Claims(#[from] ClaimsVerificationError),
+    #[error("at_hash does not match the access token")]
+    AccessTokenHash,
+    #[error("at_hash could not be checked: {0}")]
+    AccessTokenHashUnchecked(String),
+    #[error("the ID token's subject differs from the login's")]
+    SubjectChanged,
+    #[error("the ID token's payload is not JSON")]
+    Payload,
+}
+
+impl OidcBroker {
+    /// Discovers the provider (with retries) and builds the broker.
+    pub(crate) async fn new(
+        config: OidcConfig,
+        index: usize,
+        retry: &RetryPolicy,
+        refetch_interval: Duration,
+    ) -> Result<Self, AuthConfigError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(retry.request_timeout)
+            .build()
+            .map_err(|err| AuthConfigError::invalid("core.auth.web.broker", err.to_string()))?;
+        let mut attempt = 0;
+        let mut delay = retry.initial_delay;
+        let state = loop {
+            attempt += 1;
+            match discover(&config, &http).await {
+                Ok(state) => break state,
+                Err(err) if attempt < retry.attempts => {
+                    tracing::warn!(
+                        broker = %config.broker, endpoint = %config.endpoint, attempt, error = %err,
+                        "OpenID Connect discovery failed; retrying in {delay:?}"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = delay.mul_f64(2.0).min(retry.max_delay);
+                }
+                Err(source) => {
+                    return Err(AuthConfigError::Discovery {
+                        key: format!("core.auth.web.broker[{index}].endpoint"),
+                        broker: config.broker.clone(),
+                        endpoint: config.endpoint.to_string(),
+                        attempts: attempt,
+                        source,
+                    })
+                }
+            }
+        };
+        tracing::info!(broker = %config.broker, issuer = %state.metadata.issuer().as_str(), "OpenID Provider discovered");
+        Ok(OidcBroker {
+            config,
+            http,
+            provider: ArcSwap::from_pointee(state),
+            last_refetch: tokio::sync::Mutex::new(None),
+            refetch_interval,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.config.broker
+    }
+
+    /// The discovered end-session endpoint, if logout should use it.
+    pub(crate) fn end_session_endpoint(&self) -> Option<Url> {
+        if !self.config.enable_end_session_endpoint {
+            return None;
+        }
+        let state = self.provider.load();
+        state.metadata.additional_metadata().end_session_endpoint.as_ref().map(|e| e.url().clone())
+    }
+
+    fn client_for(&self, state: &ProviderState, ctx: &Ctx<'_>) -> OidcClient {
+        let callback = redirect::absolute(ctx.req, &format!("/core/auth/callback/{}", self.config.broker));
+        state.client.clone().set_redirect_uri(RedirectUrl::from_url(callback))
+    }
+
+    /// Starts a login: stores a new state entry and redirects to the provider.
+    pub(crate) fn authenticate(&self, ctx: &Ctx<'_>) -> Result<HttpResponse, AuthError> {
+        let state = self.provider.load();
+        let client = self.client_for(&state, ctx);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge);
+        for scope in self.config.scopes.iter().filter(|s| s.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if self.config.enable_offline_token && !self.config.scopes.iter().any(|s| s == "offline_access") {
+            // OpenID Connect Core 11: offline_access needs prompt=consent.
+            request = request.add_scope(Scope::new("offline_access".to_owned())).add_prompt(CoreAuthPrompt::Consent);
+        }
+        if let Some(claims) = self.config.request_claims.to_parameter() {
+            request = request.add_extra_param("claims", claims);
+        }
+        let (url, csrf, nonce) = request.url();
+
+        let key = oidc_states_key(&self.config.broker);
+        let mut states = self.live_states(ctx)?;
+        states.push(OidcState {
+            state: csrf.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            created_at: now(),
+        });
+        if states.len() > MAX_LIVE_STATES {
+            states.drain(..states.len() - MAX_LIVE_STATES);
+        }
+        ctx.session.store(&key, states)?;
+        tracing::debug!(broker = %self.config.broker, "redirecting to the OpenID Provider");
+        Ok(HttpResponse::SeeOther().insert_header(("Location", url.to_string())).finish())
+    }
+
+    /// The state entries of this session that have not expired.
+    fn live_states(&self, ctx: &Ctx<'_>) -> Result<Vec<OidcState>, AuthError> {
+        let key = oidc_states_key(&self.config.broker);
+        let lifetime = i64::try_from(self.config.state_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let now = now();
+        let states: Vec<OidcState> = match ctx.session.load(&key) {
+            Ok(states) => states.unwrap_or_default(),
+            Err(err) => {
+                tracing::warn!(broker = %self.config.broker, error = %err, "dropping unreadable login states");
+                Vec::new()
+            }
+        };
+        Ok(states.into_iter().filter(|s| now.saturating_sub(s.created_at) <= lifetime).collect())
+    }
+
+    /// Takes the state entry matching `state` (one-time use); writes back the other live ones.
+    fn take_state(&self, ctx: &Ctx<'_>, state: &str) -> Result<Option<OidcState>, AuthError> {
+        let key = oidc_states_key(&self.config.broker);
+        let mut states = self.live_states(ctx)?;
+        let found = states.iter().position(|s| bool::from(s.state.as_bytes().ct_eq(state.as_bytes())));
+        let entry = found.map(|index| states.remove(index));
+        if states.is_empty() {
+            ctx.session.delete(&key);
+        } else {
+            ctx.session.store(&key, states)?;
+        }
+        Ok(entry)
+    }
+
+    /// The provider redirected back: checks state, exchanges the code, verifies the ID token and
+    /// stores the login. Returns the new identity, or the response to send on failure.
+    pub(crate) async fn callback(
+        &self,
+        ctx: &Ctx<'_>,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Identity, HttpResponse> {
+        let broker = &self.config.broker;
+        if let Some(error) = params.get("error") {
+            let err = CallbackError {
+                broker: broker.clone(),
+                error: error.clone(),
+                description: params.get("error_description").cloned(),
+            };
+            tracing::info!(broker = %broker, error = %err.error, "the OpenID Provider returned an error");
+            return Err(ctx.auth.handle_callback_error(ctx.req, &err));
+        }
+        let Some(state) = params.get("state") else {
+            return Err(bad_request("no state in request"));
+        };
+        let entry = match self.take_state(ctx, state) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                tracing::warn!(broker = %broker, "login callback with an unknown or expired state");
+                return Err(bad_request("state mismatch"));
+            }
+            Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
+        };
+        let provider = self.provider.load_full();
+        if let Some(iss) = params.get("iss") {
+            // RFC 9207: the response names its issuer; a mix-up attack names another.
+            if iss.as_str() != provider.metadata.issuer().as_str() {
+                tracing::warn!(broker = %broker, "login callback from another issuer");
+                return Err(bad_request("issuer mismatch"));
+            }
+        }
+        let Some(code) = params.get("code") else {
+            return Err(bad_request("no code in request"));
+        };
+
+        let client = self.client_for(&provider, ctx);
+        let exchange = match client.exchange_code(AuthorizationCode::new(code.clone())) {
+            Ok(request) => request,
+            Err(err) => return Err(self.provider_failure(err.into())),
+        };
+        let response = exchange
+            .set_pkce_verifier(PkceCodeVerifier::new(entry.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .instrument(tracing::info_span!("oidc.token_exchange", broker = %broker))
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(RequestTokenError::ServerResponse(err)) => {
+                tracing::warn!(broker = %broker, error = %err.error(), "the OpenID Provider refused the authorization code");
+                return Err(HttpResponse::BadRequest()
+                    .content_type("text/plain; charset=utf-8")
+                    .body("login failed: the identity provider refused the authorization code"));
+            }
+            Err(err) => return Err(self.provider_failure(err.into())),
+        };
+        let Some(id_token) = response.extra_fields().id_token() else {
+            return Err(self.provider_failure("the token response has no id_token".into()));
+        };
+        let nonce = Nonce::new(entry.nonce.clone());
+        let claims = match self.verify(id_token, NonceCheck::Login(&nonce), response.access_token(), None).await {
+            Ok(claims) => claims,
+            Err(err) => {
+                tracing::warn!(broker = %broker, error = %err, "ID token rejected");
+                return Err(HttpResponse::Unauthorized()
+                    .content_type("text/plain; charset=utf-8")
+                    .body("login failed: the ID token was rejected"));
+            }
+        };
+        let data = self.session_data(&response, id_token, &claims, Some(entry.nonce.clone()), None);
+        let identity = self.identity_of(&data);
+        if let Err(err) = ctx.session.store(&oidc_session_key(broker), data) {
+            return Err(actix_web::ResponseError::error_response(&AuthError::from(err)));
+        }
+        Ok(identity)
+    }
+
+    fn provider_failure(&self, err: BoxError) -> HttpResponse {
+        tracing::error!(broker = %self.config.broker, error = %err, "OpenID Provider failed during login");
+        HttpResponse::build(StatusCode::BAD_GATEWAY)
+            .content_type("text/plain; charset=utf-8")
+            .body("login failed: the identity provider could not be used")
+    }
+
+    /// Verifies an ID token (signature, issuer, audience, expiry, nonce, `at_hash`) and returns
+    /// its claims. An unknown signing key triggers one (rate-limited) key refetch and a retry.
+    async fn verify(
+        &self,
+        id_token: &CoreIdToken,
+        nonce: NonceCheck<'_>,
+        access_token: &AccessToken,
+        subject: Option<&str>,
+    ) -> Result<Map<String, Value>, VerifyError> {
+        let first = self.verify_with(&self.provider.load(), id_token, &nonce, access_token, subject);
+        match first {
+            Err(VerifyError::Claims(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ))) if self.refetch_keys().await => {
+                self.verify_with(&self.provider.load(), id_token, &nonce, access_token, subject)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_with(
+        &self,
+        state: &ProviderState,
+        id_token: &CoreIdToken,
+        nonce: &NonceCheck<'_>,
+        access_token: &AccessToken,
+        subject: Option<&str>,
+    ) -> Result<Map<String, Value>, VerifyError> {
+        let verifier = state.client.id_token_verifier();
+        let claims = match nonce {
+            NonceCheck::Login(expected) => id_token.claims(&verifier, *expected)?,
+            NonceCheck::Refresh(expected) => {
+                let expected = expected.map(str::to_owned);
+                id_token.claims(&verifier, move |got: Option<&Nonce>| match (got, expected) {
+                    (None, _) => Ok(()),
+                    (Some(got), Some(expected))
+                        if bool::from(got.secret().as_bytes().ct_eq(expected.as_bytes())) =>
+                    {
+                        Ok(())
+                    }
+                    (Some(_), _) => Err("the refreshed ID token carries another nonce".to_owned()),
+                })?
+            }
+        };
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token.signing_alg().map_err(ClaimsVerificationError::SignatureVerification)?;
+            let key = id_token.signing_key(&verifier).map_err(ClaimsVerificationError::SignatureVerification)?;
+            let actual = AccessTokenHash::from_token(access_token, alg, key)
+                .map_err(|err| VerifyError::AccessTokenHashUnchecked(err.to_string()))?;
+            if actual != *expected {
+                return Err(VerifyError::AccessTokenHash);
+            }
+        }
+        if let Some(subject) = subject {
+            if claims.subject().as_str() != subject {
+                return Err(VerifyError::SubjectChanged);
+            }
+        }
+        jwt_payload(&id_token.to_string()).ok_or(VerifyError::Payload)
+    }
+
+    /// Discovers the provider again, at most once per `refetch_interval`. Returns whether new
+    /// keys were loaded.
+    async fn refetch_keys(&self) -> bool {
+        let mut last = self.last_refetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.refetch_interval) {
+            tracing::debug!(broker = %self.config.broker, "unknown signing key; refetch is rate-limited");
+            return false;
+        }
+        *last = Some(Instant::now());
+        match discover(&self.config, &self.http).await {
+            Ok(state) => {
+                tracing::info!(broker = %self.config.broker, "unknown signing key: provider keys fetched again");
+                self.provider.store(Arc::new(state));
+                true
+            }
+            Err(err) => {
+                tracing::warn!(broker = %self.config.broker, error = %err, "refetching the provider keys failed");
+                false
+            }
+        }
+    }
+
+    /// Builds the session data from a token response.
+    fn session_data(
+        &self,
+        response: &TokenResponse,
+        id_token: &CoreIdToken,
+        claims: &Map<String, Value>,
+        nonce: Option<String>,
+        previous_refresh_token: Option<String>,
+    ) -> OidcSessionData {
+        let issued_at = now();
+        let access_token = response.access_token().secret().clone();
+        let mut raw_access_claims = jwt_payload(&access_token).unwrap_or_default();
+        for (name, value) in &response.extra_fields().extra_fields().fields {
+            if name != "id_token" {
+                raw_access_claims.insert(name.clone(), value.clone());
+            }
+        }
+        OidcSessionData {
+            subject: claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            token_type: "Bearer".to_owned(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()).or(previous_refresh_token),
+            expires_at: response
+                .expires_in()
+                .map(|d| issued_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
+            issued_at,
+            access_token,
+            raw_id_token: id_token.to_string(),
+            nonce,
+            id_token_claims: map_claims(&self.config.id_token_claims, claims),
+            access_token_claims: map_claims(&self.config.access_token_claims, &raw_access_claims),
+        }
+    }
+
+    fn identity_of(&self, data: &OidcSessionData) -> Identity {
+        Identity::new(
+            self.config.broker.clone(),
+            data.subject.clone(),
+            IdentityKind::Oidc { access_token_claims: data.access_token_claims.clone() },
+            data.id_token_claims.clone(),
+        )
+    }
+
+    /// The login stored in the session, refreshed first when the access token expired (or
+    /// `force_refresh`). `Ok(None)` when nobody is logged in, or the refresh was refused (then
+    /// the login is removed).
+    pub(crate) async fn session(
+        &self,
+        ctx: &Ctx<'_>,
+        force_refresh: bool,
+    ) -> Result<Option<OidcSessionData>, AuthError> {
+        let key = oidc_session_key(&self.config.broker);
+        let data = match ctx.session.load::<OidcSessionData>(&key) {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(None),
+            Err(err) => {
+                tracing::warn!(broker = %self.config.broker, error = %err, "dropping unreadable login data");
+                ctx.session.delete(&key);
+                return Ok(None);
+            }
+        };
+        if !force_refresh && !needs_refresh(&data) {
+            return Ok(Some(data));
+        }
+        self.refresh(ctx, data).await
+    }
+
+    /// The identity in the session (refreshing as [`session`](Self::session) does).
+    pub(crate) async fn identify(&self, ctx: &Ctx<'_>) -> Result<Option<Identity>, AuthError> {
+        Ok(self.session(ctx, false).await?.map(|data| self.identity_of(&data)))
+    }
+
+    async fn refresh(&self, ctx: &Ctx<'_>, data: OidcSessionData) -> Result<Option<OidcSessionData>, AuthError> {
+        let broker = &self.config.broker;
+        let key = oidc_session_key(broker);
+        let Some(refresh_token) = data.refresh_token.clone() else {
+            tracing::info!(broker = %broker, "access token expired and there is no refresh token: logged out");
+            ctx.session.delete(&key);
+            return Ok(None);
+        };
+        let provider = self.provider.load_full();
+        let token = RefreshToken::new(refresh_token.clone());
+        let request = provider
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|err| AuthError::provider(broker, err))?;
+        let response = request
+            .request_async(&self.http)
+            .instrument(tracing::info_span!("oidc.refresh", broker = %broker))
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(RequestTokenError::ServerResponse(err)) => {
+                tracing::info!(broker = %broker, error = %err.error(), "refresh refused by the provider: logged out");
+                ctx.session.delete(&key);
+                return Ok(None);
+            }
+            Err(err) => return Err(AuthError::provider(broker, err)),
+        };
+        let new_data = match response.extra_fields().id_token() {
+            Some(id_token) => {
+                let checked = self
+                    .verify(
+                        id_token,
+                        NonceCheck::Refresh(data.nonce.as_deref()),
+                        response.access_token(),
+                        Some(&data.subject),
+                    )
+                    .await;
+                match checked {
+                    Ok(claims) => self.session_data(&response, id_token, &claims, data.nonce.clone(), Some(refresh_token)),
+                    Err(err) => {
+                        tracing::warn!(broker = %broker, error = %err, "refreshed ID token rejected: logged out");
+                        ctx.session.delete(&key);
+                        return Ok(None);
+                    }
+                }
+            }
+            None => {
+                // No new ID token: keep the old one and its claims, take the new access token.
+                let issued_at = now();
+                OidcSessionData {
+                    access_token: response.access_token().secret().clone(),
+                    refresh_token: response.refresh_token().map(|t| t.secret().clone()).or(Some(refresh_token)),
+                    expires_at: response
+                        .expires_in()
+                        .map(|d| issued_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
+                    issued_at,
+                    ..data
+                }
+            }
+        };
+        ctx.session.store(&key, new_data.clone())?;
+        tracing::debug!(broker = %broker, "access token refreshed");
+        Ok(Some(new_data))
+    }
+
+    /// Removes the login and the pending states; returns the end-session URL (with
+    /// `id_token_hint` and `client_id`) when the user was logged in and the provider supports
+    /// RP-initiated logout.
+    pub(crate) fn logout(&self, ctx: &Ctx<'_>) -> Option<Url> {
+        let key = oidc_session_key(&self.config.broker);
+        let data = ctx.session.load::<OidcSessionData>(&key).ok().flatten();
+        ctx.session.delete(&key);
+        ctx.session.delete(&oidc_states_key(&self.config.broker));
+        let data = data?;
+        let mut url = self.end_session_endpoint()?;
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", &data.raw_id_token)
+            .append_pair("client_id", &self.config.client_id);
+        Some(url)
+    }
+}
+
+/// Fetches the discovery document and the keys. With `overrideIssuerURL` the document is read
+/// from `endpoint` but must name the override as its issuer.
+async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<ProviderState, BoxError> {
+    let expected_issuer = config.override_issuer_url.as_ref().unwrap_or(&config.endpoint);
+    let mut discovery_url = config.endpoint.clone();
+    let path = discovery_url.path().trim_end_matches('/').to_owned();
+    discovery_url.set_path(&format!("{path}/.well-known/openid-configuration"));
+    let response = http
+        .get(discovery_url.clone())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|err| format!("GET {discovery_url}: {err}"))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {discovery_url}: HTTP {}", response.status()).into());
+    }
+    let body = response.bytes().await.map_err(|err| format!("GET {discovery_url}: {err}"))?;
+    let metadata: ProviderMetadataWithLogout = serde_json::from_slice(&body)
+        .map_err(|err| format!("{discovery_url} is not an OpenID Provider configuration: {err}"))?;
+    let trim = |s: &str| s.trim_end_matches('/').to_owned();
+    if trim(metadata.issuer().as_str()) != trim(expected_issuer.as_str()) {
+        return Err(format!(
+            "the provider names its issuer {:?}, expected {:?} (set overrideIssuerURL if that is right)",
+            metadata.issuer().as_str(),
+            expected_issuer.as_str()
+        )
+        .into());
+    }
+    let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http)
+        .await
+        .map_err(|err| format!("fetching the keys at {}: {err}", metadata.jwks_uri().as_str()))?;
+    // `none` is never acceptable, whatever the provider advertises.
+    let algs: Vec<CoreJwsSigningAlgorithm> = metadata
+        .id_token_signing_alg_values_supported()
+        .iter()
+        .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
+        .cloned()
+        .collect();
+    let metadata = metadata.set_jwks(jwks).set_id_token_signing_alg_values_supported(algs);
+    let client = OidcClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(config.client_id.clone()),
+        Some(ClientSecret::new(config.client_secret.expose().to_owned())),
+    );
+    Ok(ProviderState { metadata, client })
+}
+
+fn bad_request(message: &'static str) -> HttpResponse {
+    HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(message)
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// Whether the access token should be refreshed now: it expired, or 90% of its lifetime (at
+/// most 30 s before the end) has passed.
+fn needs_refresh(data: &OidcSessionData) -> bool {
+    let Some(expires_at) = data.expires_at else { return false };
+    let lifetime = expires_at.saturating_sub(data.issued_at).max(0);
+    let margin = (lifetime / 10).min(30);
+    now() >= expires_at.saturating_sub(margin)
+}
+
+/// The payload of a compact JWS as a JSON object, unverified (the caller verified it or only
+/// shows it).
+pub(crate) fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
+    let mut parts = token.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}

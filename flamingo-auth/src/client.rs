@@ -1,0 +1,132 @@
+//! [`AuthHttpClient`]: reqwest with the user's access token.
+
+use reqwest::{header::HeaderValue, Method, RequestBuilder, StatusCode};
+
+use crate::{error::AuthError, manager::AuthManager};
+
+/// An HTTP client that sends the logged-in user's access token as
+/// `Authorization: Bearer <token>` (from [`AuthManager::http_client`]).
+///
+/// Before each request the token is refreshed when it expired; when the API still answers
+/// `401`, the token is refreshed once more and the request repeated (if its body can be
+/// cloned). Refreshed tokens are written back to the session. The client lives for one request
+/// of your app (it holds that request's session).
+///
+/// # Examples
+///
+/// ```
+/// # async fn f(auth: flamingo_auth::AuthManager) -> Result<(), flamingo_auth::AuthError> {
+/// let client = auth.http_client().await?;
+/// let profile: serde_json::Value = client
+///     .get("https://api.example.com/me")
+///     .map(|request| request.header("Accept", "application/json"))
+///     .send()
+///     .await?
+///     .json()
+///     .await
+///     .map_err(flamingo_auth::AuthError::Request)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthHttpClient {
+    client: reqwest::Client,
+    manager: AuthManager,
+}
+
+impl AuthHttpClient {
+    pub(crate) fn new(client: reqwest::Client, manager: AuthManager) -> Self {
+        AuthHttpClient { client, manager }
+    }
+
+    /// A request with any method.
+    pub fn request<U: reqwest::IntoUrl>(&self, method: Method, url: U) -> AuthRequest {
+        AuthRequest { builder: self.client.request(method, url), client: self.clone() }
+    }
+
+    /// A `GET` request.
+    pub fn get<U: reqwest::IntoUrl>(&self, url: U) -> AuthRequest {
+        self.request(Method::GET, url)
+    }
+
+    /// A `POST` request.
+    pub fn post<U: reqwest::IntoUrl>(&self, url: U) -> AuthRequest {
+        self.request(Method::POST, url)
+    }
+
+    /// A `PUT` request.
+    pub fn put<U: reqwest::IntoUrl>(&self, url: U) -> AuthRequest {
+        self.request(Method::PUT, url)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete<U: reqwest::IntoUrl>(&self, url: U) -> AuthRequest {
+        self.request(Method::DELETE, url)
+    }
+
+    /// The reqwest client underneath (without the token).
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+/// A request of an [`AuthHttpClient`]: a `reqwest::RequestBuilder` that gets the bearer token
+/// when sent.
+#[derive(Debug)]
+#[must_use = "call .send().await"]
+pub struct AuthRequest {
+    builder: RequestBuilder,
+    client: AuthHttpClient,
+}
+
+impl AuthRequest {
+    /// Changes the underlying `reqwest::RequestBuilder` (headers, body, query, timeout, ...).
+    pub fn map(self, f: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Self {
+        AuthRequest { builder: f(self.builder), client: self.client }
+    }
+
+    /// Adds a header.
+    pub fn header(self, name: reqwest::header::HeaderName, value: HeaderValue) -> Self {
+        self.map(|b| b.header(name, value))
+    }
+
+    /// Sends a JSON body.
+    pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Self {
+        self.map(|b| b.json(body))
+    }
+
+    /// Adds query parameters.
+    pub fn query<T: serde::Serialize + ?Sized>(self, query: &T) -> Self {
+        self.map(|b| b.query(query))
+    }
+
+    /// Sends the request with the user's access token.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NotLoggedIn`] when the user is not (or no longer) logged in,
+    /// [`AuthError::Provider`] when a refresh failed, [`AuthError::Request`] when the request
+    /// itself failed. An error status of the API is not an error: check the response.
+    pub async fn send(self) -> Result<reqwest::Response, AuthError> {
+        let token = self.client.manager.access_token().await?;
+        let mut request = self.builder.bearer_auth(token.secret()).build().map_err(AuthError::Request)?;
+        let retry = request.try_clone();
+        let response = self.client.client.execute(request).await.map_err(AuthError::Request)?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(mut retry) = retry else { return Ok(response) };
+        tracing::debug!("API answered 401: refreshing the access token once");
+        let token = match self.client.manager.refresh().await {
+            Ok(token) => token,
+            // The first answer is the better one to give back when the refresh fails.
+            Err(err) if err.is_provider_failure() => return Err(err),
+            Err(_) => return Ok(response),
+        };
+        let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", token.secret())) else {
+            return Ok(response);
+        };
+        retry.headers_mut().insert(reqwest::header::AUTHORIZATION, value);
+        request = retry;
+        self.client.client.execute(request).await.map_err(AuthError::Request)
+    }
+}

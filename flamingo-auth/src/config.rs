@@ -1,0 +1,710 @@
+//! Flamingo's `core.auth.*` configuration, read through the `config` crate.
+//!
+//! ```yaml
+//! core:
+//!   auth:
+//!     web:
+//!       debugController: false
+//!       broker:
+//!         - broker: main            # the name in /core/auth/login/main
+//!           typ: oidc
+//!           clientID: my-client
+//!           clientSecret: my-secret
+//!           endpoint: https://accounts.example.com    # the issuer
+//!           scopes: [profile, email]                   # openid is always sent
+//!           claims:
+//!             idToken: { firstName: given_name, lastName: family_name, groups: groups }
+//!             accessToken: { roles: realm_roles }
+//!           requestClaims:
+//!             idToken: [groups]
+//!             userInfo: [email]
+//!           enableOfflineToken: true
+//!           enableEndSessionEndpoint: true
+//!           overrideIssuerURL: ""
+//!           stateLifeTime: 30m
+//!         - broker: basic
+//!           typ: http
+//!           realm: intranet
+//!           users: { admin: change-me }
+//!         - broker: dev
+//!           typ: fake
+//!           userConfig: { alice: { password: secret } }
+//!           validatePassword: true
+//!           usernameFieldId: username
+//!           passwordFieldId: password
+//! ```
+//!
+//! Keys are matched case-insensitively (environment variables arrive lowercased), and a dotted
+//! key such as `core.auth.web.broker: [...]` is the same as the nested form. Every bad value is
+//! an [`AuthConfigError`] naming the key, e.g. `core.auth.web.broker[0].stateLifeTime: invalid
+//! duration "soon"`.
+
+use std::{collections::BTreeMap, fmt, time::Duration};
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::error::AuthConfigError;
+
+/// The list of brokers.
+pub const BROKER_KEY: &str = "core.auth.web.broker";
+/// Whether `/core/auth/debug` is mounted.
+pub const DEBUG_KEY: &str = "core.auth.web.debugController";
+
+/// A secret from the config (client secret, password). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let secret = flamingo_auth::config::Secret::new("hunter2");
+    /// assert_eq!(format!("{secret:?}"), "Secret(***)");
+    /// assert_eq!(secret.expose(), "hunter2");
+    /// ```
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The parsed `core.auth.*` configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// `core.auth.web.broker`, in configured order.
+    pub brokers: Vec<BrokerConfig>,
+    /// `core.auth.web.debugController`. Default: `false` (Flamingo turns it on with its debug
+    /// mode; here it must be asked for, since it shows who is logged in).
+    pub debug_controller: bool,
+}
+
+/// One entry of `core.auth.web.broker`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BrokerConfig {
+    /// `typ: oidc`.
+    Oidc(OidcConfig),
+    /// `typ: http`.
+    Http(HttpConfig),
+    /// `typ: fake`.
+    Fake(FakeConfig),
+}
+
+impl BrokerConfig {
+    /// The broker's name (`broker`).
+    pub fn name(&self) -> &str {
+        match self {
+            BrokerConfig::Oidc(c) => &c.broker,
+            BrokerConfig::Http(c) => &c.broker,
+            BrokerConfig::Fake(c) => &c.broker,
+        }
+    }
+
+    /// The broker's type (`typ`).
+    pub fn typ(&self) -> &'static str {
+        match self {
+            BrokerConfig::Oidc(_) => "oidc",
+            BrokerConfig::Http(_) => "http",
+            BrokerConfig::Fake(_) => "fake",
+        }
+    }
+}
+
+/// `requestClaims`: claims requested with the OpenID Connect `claims` parameter, as voluntary
+/// claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestClaims {
+    /// `requestClaims.idToken`.
+    pub id_token: Vec<String>,
+    /// `requestClaims.userInfo`.
+    pub user_info: Vec<String>,
+}
+
+impl RequestClaims {
+    /// The `claims` request parameter, as Flamingo's `ClaimSet` writes it
+    /// (`{"id_token":{"groups":null},"userinfo":{"email":null}}`), or `None` when empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut claims = flamingo_auth::config::RequestClaims::default();
+    /// assert_eq!(claims.to_parameter(), None);
+    /// claims.user_info.push("name".into());
+    /// assert_eq!(claims.to_parameter().unwrap(), r#"{"userinfo":{"name":null}}"#);
+    /// ```
+    pub fn to_parameter(&self) -> Option<String> {
+        let voluntary = |names: &[String]| -> Value {
+            Value::Object(names.iter().map(|n| (n.clone(), Value::Null)).collect())
+        };
+        let mut set = Map::new();
+        if !self.id_token.is_empty() {
+            set.insert("id_token".into(), voluntary(&self.id_token));
+        }
+        if !self.user_info.is_empty() {
+            set.insert("userinfo".into(), voluntary(&self.user_info));
+        }
+        (!set.is_empty()).then(|| Value::Object(set).to_string())
+    }
+}
+
+/// An `oidc` broker: OpenID Connect login at an OpenID Provider.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OidcConfig {
+    /// `broker`.
+    pub broker: String,
+    /// `clientID`. Required.
+    pub client_id: String,
+    /// `clientSecret`. Required.
+    pub client_secret: Secret,
+    /// `endpoint`: the issuer URL, where discovery starts. Required.
+    pub endpoint: Url,
+    /// `scopes`. Default: `[profile, email]`; `openid` is always sent.
+    pub scopes: Vec<String>,
+    /// `claims.idToken`: user field → claim name (`"a;b"` falls back from `a` to `b`). Default:
+    /// `{sub: sub, email: email, name: name}`; configured entries are added to the default.
+    pub id_token_claims: BTreeMap<String, String>,
+    /// `claims.accessToken`: user field → claim of the access token (a JWT access token's
+    /// payload and the token response's extra fields). Default: empty.
+    pub access_token_claims: BTreeMap<String, String>,
+    /// `requestClaims`. Default: none.
+    pub request_claims: RequestClaims,
+    /// `enableOfflineToken`: adds the `offline_access` scope (and `prompt=consent`, which
+    /// providers require for it) so that a refresh token is issued. Default: `true`.
+    pub enable_offline_token: bool,
+    /// `enableEndSessionEndpoint`: logout also ends the session at the provider when it
+    /// advertises an `end_session_endpoint`. Default: `true`.
+    pub enable_end_session_endpoint: bool,
+    /// `overrideIssuerURL`: the issuer expected in the discovery document and ID tokens when it
+    /// differs from `endpoint` (Azure AD B2C). Default: unset.
+    pub override_issuer_url: Option<Url>,
+    /// `stateLifeTime`: how long a login may take at the provider. Default: 30 minutes.
+    pub state_lifetime: Duration,
+}
+
+/// An `http` broker: HTTP Basic authentication against a fixed user list.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// `broker`.
+    pub broker: String,
+    /// `realm`, shown by the browser. Default: the broker's name.
+    pub realm: String,
+    /// `users`: user name → password.
+    pub users: BTreeMap<String, Secret>,
+}
+
+/// One user of a `fake` broker (`userConfig.<name>`).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct FakeUser {
+    /// `password`; without one any password is accepted.
+    pub password: Option<Secret>,
+    /// `claims`: extra claims of this user, mapped like ID-token claims (`name`, `email`,
+    /// `groups`, ...). An extension of Flamingo's fake broker. Default: none.
+    pub claims: Map<String, Value>,
+}
+
+/// A `fake` broker: a login form for development and tests.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FakeConfig {
+    /// `broker`.
+    pub broker: String,
+    /// `userConfig`: user name → user.
+    pub users: BTreeMap<String, FakeUser>,
+    /// `validatePassword`. Default: `true`.
+    pub validate_password: bool,
+    /// `usernameFieldId`. Default: `"username"`.
+    pub username_field: String,
+    /// `passwordFieldId`. Default: `"password"`.
+    pub password_field: String,
+    /// `loginTemplate`: HTML with the placeholders `{{FormURL}}`, `{{Message}}`,
+    /// `{{UsernameID}}` and `{{PasswordID}}` (values are HTML-escaped). Default: a plain form.
+    pub login_template: Option<String>,
+}
+
+impl AuthConfig {
+    /// Reads `core.auth.*` from `config`. No brokers configured is valid (auth then only
+    /// answers "not logged in").
+    ///
+    /// # Errors
+    ///
+    /// [`AuthConfigError::Invalid`] naming the key for a missing or malformed value, an unknown
+    /// `typ` or a duplicate broker name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_auth::config::{AuthConfig, BrokerConfig};
+    ///
+    /// let config = config::Config::builder()
+    ///     .add_source(config::File::from_str(
+    ///         "core.auth.web.broker: [{broker: dev, typ: fake, userConfig: {alice: {}}}]",
+    ///         config::FileFormat::Yaml,
+    ///     ))
+    ///     .build()?;
+    /// let auth = AuthConfig::from_config(&config)?;
+    /// assert!(matches!(&auth.brokers[0], BrokerConfig::Fake(f) if f.validate_password));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_config(config: &config::Config) -> Result<AuthConfig, AuthConfigError> {
+        let root: Value = config
+            .clone()
+            .try_deserialize()
+            .map_err(|err| AuthConfigError::invalid("core.auth", err.to_string()))?;
+        let root = expand_dotted(root);
+        Self::from_value(&root)
+    }
+
+    /// Reads the configuration from a JSON tree (as [`from_config`](Self::from_config) does after
+    /// loading).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_config`](Self::from_config).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_auth::config::AuthConfig;
+    /// let json = serde_json::json!({"core": {"auth": {"web": {"broker": [{"broker": "x", "typ": "nope"}]}}}});
+    /// let err = AuthConfig::from_value(&json).unwrap_err();
+    /// assert!(err.to_string().starts_with("core.auth.web.broker[0].typ:"));
+    /// ```
+    pub fn from_value(root: &Value) -> Result<AuthConfig, AuthConfigError> {
+        let brokers = match path(root, BROKER_KEY) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.clone(),
+            // `config` turns an indexed environment list into a map of indices.
+            Some(Value::Object(map)) if map.keys().all(|k| k.parse::<usize>().is_ok()) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by_key(|(k, _)| k.parse::<usize>().unwrap_or(usize::MAX));
+                entries.into_iter().map(|(_, v)| v.clone()).collect()
+            }
+            Some(_) => return Err(AuthConfigError::invalid(BROKER_KEY, "must be a list of brokers")),
+        };
+        let mut parsed: Vec<BrokerConfig> = Vec::with_capacity(brokers.len());
+        for (index, entry) in brokers.iter().enumerate() {
+            let node = Node { key: format!("{BROKER_KEY}[{index}]"), value: entry };
+            let broker = parse_broker(&node)?;
+            if parsed.iter().any(|b| b.name() == broker.name()) {
+                return Err(AuthConfigError::invalid(
+                    node.child_key("broker"),
+                    format!("broker name {:?} is configured twice", broker.name()),
+                ));
+            }
+            parsed.push(broker);
+        }
+        let debug_controller = match path(root, DEBUG_KEY) {
+            None | Some(Value::Null) => false,
+            Some(value) => as_bool(DEBUG_KEY, value)?,
+        };
+        Ok(AuthConfig { brokers: parsed, debug_controller })
+    }
+}
+
+fn parse_broker(node: &Node<'_>) -> Result<BrokerConfig, AuthConfigError> {
+    if !node.value.is_object() {
+        return Err(AuthConfigError::invalid(&node.key, "must be a map with `broker` and `typ`"));
+    }
+    let broker = node.required_string("broker")?;
+    if broker.is_empty() || broker.contains(['/', '?', '#']) {
+        return Err(AuthConfigError::invalid(
+            node.child_key("broker"),
+            format!("{broker:?} is not a usable broker name (non-empty, no '/', '?' or '#')"),
+        ));
+    }
+    let typ = node.required_string("typ")?;
+    match typ.to_ascii_lowercase().as_str() {
+        "oidc" => parse_oidc(node, broker).map(BrokerConfig::Oidc),
+        "http" => parse_http(node, broker).map(BrokerConfig::Http),
+        "fake" => parse_fake(node, broker).map(BrokerConfig::Fake),
+        _ => Err(AuthConfigError::invalid(
+            node.child_key("typ"),
+            format!("unknown broker type {typ:?}; expected oidc, http or fake"),
+        )),
+    }
+}
+
+fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigError> {
+    let client_id = node.required_string("clientID")?;
+    let client_secret = Secret::new(node.required_string("clientSecret")?);
+    let endpoint = node.required_url("endpoint")?;
+    let scopes = match node.child("scopes") {
+        Some(n) => n.string_list()?,
+        None => vec!["profile".to_owned(), "email".to_owned()],
+    };
+    let mut id_token_claims: BTreeMap<String, String> =
+        [("sub", "sub"), ("email", "email"), ("name", "name")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let mut access_token_claims = BTreeMap::new();
+    if let Some(claims) = node.child("claims") {
+        if let Some(n) = claims.child("idToken") {
+            id_token_claims.extend(n.string_map()?);
+        }
+        if let Some(n) = claims.child("accessToken") {
+            access_token_claims = n.string_map()?;
+        }
+    }
+    let mut request_claims = RequestClaims::default();
+    if let Some(rc) = node.child("requestClaims") {
+        if let Some(n) = rc.child("idToken") {
+            request_claims.id_token = n.string_list()?;
+        }
+        if let Some(n) = rc.child("userInfo") {
+            request_claims.user_info = n.string_list()?;
+        }
+    }
+    let override_issuer_url = match node.child("overrideIssuerURL") {
+        Some(n) if n.as_string()?.is_empty() => None,
+        Some(n) => Some(n.as_url()?),
+        None => None,
+    };
+    let state_lifetime = match node.child("stateLifeTime") {
+        Some(n) => n.as_duration()?,
+        None => Duration::from_secs(30 * 60),
+    };
+    Ok(OidcConfig {
+        broker,
+        client_id,
+        client_secret,
+        endpoint,
+        scopes,
+        id_token_claims,
+        access_token_claims,
+        request_claims,
+        enable_offline_token: node.bool_or("enableOfflineToken", true)?,
+        enable_end_session_endpoint: node.bool_or("enableEndSessionEndpoint", true)?,
+        override_issuer_url,
+        state_lifetime,
+    })
+}
+
+fn parse_http(node: &Node<'_>, broker: String) -> Result<HttpConfig, AuthConfigError> {
+    let realm = match node.child("realm") {
+        Some(n) => n.as_string()?,
+        None => broker.clone(),
+    };
+    if realm.contains(['"', '\\', '\r', '\n']) {
+        return Err(AuthConfigError::invalid(
+            node.child_key("realm"),
+            "must not contain quotes, backslashes or line breaks",
+        ));
+    }
+    let users = match node.child("users") {
+        Some(n) => n.string_map()?.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+        None => BTreeMap::new(),
+    };
+    Ok(HttpConfig { broker, realm, users })
+}
+
+fn parse_fake(node: &Node<'_>, broker: String) -> Result<FakeConfig, AuthConfigError> {
+    let mut users = BTreeMap::new();
+    if let Some(n) = node.child("userConfig") {
+        let Value::Object(map) = n.value else {
+            return Err(AuthConfigError::invalid(&n.key, "must be a map of user name to settings"));
+        };
+        for (name, value) in map {
+            let user = Node { key: format!("{}.{name}", n.key), value };
+            let mut fake = FakeUser::default();
+            match value {
+                Value::Null => {}
+                Value::Object(_) => {
+                    if let Some(p) = user.child("password") {
+                        fake.password = Some(Secret::new(p.as_string()?));
+                    }
+                    if let Some(c) = user.child("claims") {
+                        match c.value {
+                            Value::Object(claims) => fake.claims = claims.clone(),
+                            _ => return Err(AuthConfigError::invalid(&c.key, "must be a map")),
+                        }
+                    }
+                }
+                _ => return Err(AuthConfigError::invalid(&user.key, "must be a map")),
+            }
+            users.insert(name.clone(), fake);
+        }
+    }
+    let field = |name: &str, default: &str| -> Result<String, AuthConfigError> {
+        match node.child(name) {
+            Some(n) => {
+                let value = n.as_string()?;
+                if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                    return Err(AuthConfigError::invalid(
+                        &n.key,
+                        format!("{value:?} is not a usable form field name"),
+                    ));
+                }
+                Ok(value)
+            }
+            None => Ok(default.to_owned()),
+        }
+    };
+    Ok(FakeConfig {
+        broker,
+        users,
+        validate_password: node.bool_or("validatePassword", true)?,
+        username_field: field("usernameFieldId", "username")?,
+        password_field: field("passwordFieldId", "password")?,
+        login_template: node.child("loginTemplate").map(|n| n.as_string()).transpose()?,
+    })
+}
+
+/// A value in the config tree with its full key, for error messages.
+struct Node<'a> {
+    key: String,
+    value: &'a Value,
+}
+
+impl<'a> Node<'a> {
+    fn child_key(&self, name: &str) -> String {
+        format!("{}.{name}", self.key)
+    }
+
+    /// The child `name`, matched case-insensitively; `None` when absent or null.
+    fn child(&self, name: &str) -> Option<Node<'a>> {
+        let Value::Object(map) = self.value else { return None };
+        let value = map
+            .get(name)
+            .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))?;
+        (!value.is_null()).then(|| Node { key: self.child_key(name), value })
+    }
+
+    fn required_string(&self, name: &str) -> Result<String, AuthConfigError> {
+        match self.child(name) {
+            Some(n) => {
+                let s = n.as_string()?;
+                if s.is_empty() {
+                    return Err(AuthConfigError::invalid(n.key, "must not be empty"));
+                }
+                Ok(s)
+            }
+            None => Err(AuthConfigError::invalid(self.child_key(name), "is required")),
+        }
+    }
+
+    fn required_url(&self, name: &str) -> Result<Url, AuthConfigError> {
+        match self.child(name) {
+            Some(n) => n.as_url(),
+            None => Err(AuthConfigError::invalid(self.child_key(name), "is required")),
+        }
+    }
+
+    fn bool_or(&self, name: &str, default: bool) -> Result<bool, AuthConfigError> {
+        match self.child(name) {
+            Some(n) => as_bool(&n.key, n.value),
+            None => Ok(default),
+        }
+    }
+
+    fn as_string(&self) -> Result<String, AuthConfigError> {
+        match self.value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            _ => Err(AuthConfigError::invalid(&self.key, "must be a string")),
+        }
+    }
+
+    fn as_url(&self) -> Result<Url, AuthConfigError> {
+        let text = self.as_string()?;
+        let url = Url::parse(&text)
+            .map_err(|err| AuthConfigError::invalid(&self.key, format!("invalid URL {text:?}: {err}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(AuthConfigError::invalid(&self.key, format!("{text:?} is not an http(s) URL")));
+        }
+        Ok(url)
+    }
+
+    fn as_duration(&self) -> Result<Duration, AuthConfigError> {
+        let text = self.as_string()?;
+        let duration = humantime::parse_duration(text.trim())
+            .map_err(|_| AuthConfigError::invalid(&self.key, format!("invalid duration {text:?}")))?;
+        if duration.is_zero() {
+            return Err(AuthConfigError::invalid(&self.key, "must be longer than zero"));
+        }
+        Ok(duration)
+    }
+
+    fn string_list(&self) -> Result<Vec<String>, AuthConfigError> {
+        match self.value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Node { key: format!("{}[{i}]", self.key), value: v }.as_string())
+                .collect(),
+            // A comma-separated string, as environment variables give lists.
+            Value::String(s) => Ok(s
+                .split([',', ' '])
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            _ => Err(AuthConfigError::invalid(&self.key, "must be a list of strings")),
+        }
+    }
+
+    fn string_map(&self) -> Result<BTreeMap<String, String>, AuthConfigError> {
+        let Value::Object(map) = self.value else {
+            return Err(AuthConfigError::invalid(&self.key, "must be a map of strings"));
+        };
+        map.iter()
+            .map(|(k, v)| {
+                let n = Node { key: format!("{}.{k}", self.key), value: v };
+                Ok((k.clone(), n.as_string()?))
+            })
+            .collect()
+    }
+}
+
+fn as_bool(key: &str, value: &Value) -> Result<bool, AuthConfigError> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(AuthConfigError::invalid(key, format!("must be true or false, not {other}"))),
+    }
+}
+
+/// Looks up a dotted path, matching each segment case-insensitively.
+fn path<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
+    dotted.split('.').try_fold(root, |node, segment| {
+        let map = node.as_object()?;
+        map.get(segment)
+            .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(segment)).map(|(_, v)| v))
+    })
+}
+
+/// Turns keys like `"core.auth.web.broker"` into nested maps, merging with nested siblings.
+fn expand_dotted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (key, child) in map {
+                let child = expand_dotted(child);
+                let mut segments: Vec<&str> = key.split('.').collect();
+                let last = segments.pop().unwrap_or_default();
+                let mut target = &mut out;
+                for segment in segments {
+                    let entry = target.entry(segment.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+                    if !entry.is_object() {
+                        *entry = Value::Object(Map::new());
+                    }
+                    target = entry.as_object_mut().expect("made an object above");
+                }
+                merge(target, last, child);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(expand_dotted).collect()),
+        other => other,
+    }
+}
+
+fn merge(target: &mut Map<String, Value>, key: &str, value: Value) {
+    match (target.get_mut(key), value) {
+        (Some(Value::Object(existing)), Value::Object(incoming)) => {
+            for (k, v) in incoming {
+                merge(existing, &k, v);
+            }
+        }
+        (_, value) => {
+            target.insert(key.to_owned(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(brokers: Value) -> Result<AuthConfig, AuthConfigError> {
+        AuthConfig::from_value(&json!({"core": {"auth": {"web": {"broker": brokers}}}}))
+    }
+
+    #[test]
+    fn oidc_defaults_follow_flamingo() {
+        let config = parse(json!([{
+            "broker": "main", "typ": "oidc", "clientID": "c", "clientSecret": "s",
+            "endpoint": "https://op.example.com"
+        }]))
+        .unwrap();
+        let BrokerConfig::Oidc(oidc) = &config.brokers[0] else { panic!("not oidc") };
+        assert_eq!(oidc.scopes, ["profile", "email"]);
+        assert!(oidc.enable_offline_token);
+        assert!(oidc.enable_end_session_endpoint);
+        assert_eq!(oidc.state_lifetime, Duration::from_secs(1800));
+        assert_eq!(oidc.id_token_claims["email"], "email");
+        assert!(oidc.override_issuer_url.is_none());
+        assert!(!config.debug_controller);
+        assert!(!format!("{config:?}").contains("\"s\""), "secret in Debug");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (json!([{"broker": "a", "typ": "oidc", "clientSecret": "s", "endpoint": "https://x"}]),
+             "core.auth.web.broker[0].clientID: is required"),
+            (json!([{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "https://x", "stateLifeTime": "soon"}]),
+             "core.auth.web.broker[0].stateLifeTime: invalid duration \"soon\""),
+            (json!([{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "not a url"}]),
+             "core.auth.web.broker[0].endpoint: invalid URL"),
+            (json!([{"broker": "a", "typ": "fake"}, {"broker": "a", "typ": "http"}]),
+             "core.auth.web.broker[1].broker: broker name \"a\" is configured twice"),
+            (json!([{"typ": "fake"}]), "core.auth.web.broker[0].broker: is required"),
+            (json!([{"broker": "a", "typ": "fake", "validatePassword": "maybe"}]),
+             "core.auth.web.broker[0].validatePassword: must be true or false"),
+            (json!("nope"), "core.auth.web.broker: must be a list"),
+        ];
+        for (brokers, expected) in cases {
+            let err = parse(brokers).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err:?} does not start with {expected:?}");
+        }
+    }
+
+    #[test]
+    fn dotted_and_nested_keys_agree() {
+        let dotted = expand_dotted(json!({"core.auth.web.broker": [{"broker": "a", "typ": "fake"}], "core": {"auth": {"web": {"debugController": true}}}}));
+        let config = AuthConfig::from_value(&dotted).unwrap();
+        assert_eq!(config.brokers[0].name(), "a");
+        assert!(config.debug_controller);
+    }
+
+    #[test]
+    fn fake_and_http_settings() {
+        let config = parse(json!([
+            {"broker": "dev", "typ": "fake", "userConfig": {"alice": {"password": "pw", "claims": {"email": "a@x"}}, "bob": null},
+             "validatePassword": "false", "usernameFieldId": "user"},
+            {"broker": "basic", "typ": "http", "users": {"admin": "pw"}}
+        ]))
+        .unwrap();
+        let BrokerConfig::Fake(fake) = &config.brokers[0] else { panic!() };
+        assert!(!fake.validate_password);
+        assert_eq!(fake.username_field, "user");
+        assert_eq!(fake.password_field, "password");
+        assert_eq!(fake.users["alice"].password.as_ref().unwrap().expose(), "pw");
+        assert_eq!(fake.users["alice"].claims["email"], "a@x");
+        assert!(fake.users["bob"].password.is_none());
+        let BrokerConfig::Http(http) = &config.brokers[1] else { panic!() };
+        assert_eq!(http.realm, "basic");
+        assert_eq!(http.users["admin"].expose(), "pw");
+    }
+}

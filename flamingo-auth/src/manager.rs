@@ -1,0 +1,248 @@
+//! [`AuthManager`]: tokens of the logged-in user (Flamingo's `application.AuthManager`).
+
+use actix_web::{dev::Payload, FromRequest, HttpRequest};
+use flamingo_session::Session;
+use serde_json::{Map, Value};
+
+use crate::{
+    broker::{Broker, Ctx, OidcBroker},
+    client::AuthHttpClient,
+    error::AuthError,
+    extract::auth_of,
+    identity::Identity,
+    session_data::{oidc_session_key, OidcSessionData},
+    Auth,
+};
+
+pub use openidconnect::AccessToken;
+
+/// A verified ID token of the logged-in user: the raw compact JWS (for `id_token_hint` or a
+/// backend) and its claims. `Debug` does not show the raw token.
+#[derive(Clone, PartialEq)]
+pub struct IdToken {
+    raw: String,
+    claims: Map<String, Value>,
+}
+
+impl std::fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdToken").field("claims", &self.claims).finish_non_exhaustive()
+    }
+}
+
+impl IdToken {
+    /// The raw ID token (a JWT). It is a credential: do not log it.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// All claims of the token (verified when it was received).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// The `sub` claim.
+    pub fn subject(&self) -> &str {
+        self.claims.get("sub").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// One claim.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+}
+
+/// Tokens of the user of the current request, for the `oidc` brokers (Flamingo's `AuthManager`).
+///
+/// An extractor. With several `oidc` brokers, it uses the one chosen with
+/// [`broker`](Self::broker), else the first one the user is logged in at, else the first
+/// configured one. Access tokens are refreshed with the refresh token when they expire, and the
+/// new tokens are written back to the session; a refused refresh logs the user out of that
+/// broker ([`AuthError::NotLoggedIn`]).
+///
+/// # Examples
+///
+/// ```
+/// use actix_web::HttpResponse;
+/// use flamingo_auth::{AuthError, AuthManager};
+///
+/// async fn orders(auth: AuthManager) -> Result<HttpResponse, AuthError> {
+///     let id_token = auth.id_token().await?;
+///     let client = auth.http_client().await?;
+///     let orders = client.get("https://api.example.com/orders").send().await?;
+///     Ok(HttpResponse::Ok().body(format!("{} has {} bytes of orders",
+///         id_token.subject(), orders.content_length().unwrap_or(0))))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct AuthManager {
+    auth: Auth,
+    req: HttpRequest,
+    session: Session,
+    broker: Option<String>,
+}
+
+impl std::fmt::Debug for AuthManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthManager").field("broker", &self.broker).finish_non_exhaustive()
+    }
+}
+
+impl FromRequest for AuthManager {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<AuthManager, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(auth_of(req).map(|auth| AuthManager {
+            auth,
+            req: req.clone(),
+            session: Session::from_request_ref(req),
+            broker: None,
+        }))
+    }
+}
+
+impl AuthManager {
+    /// The same manager, fixed to the broker `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::UnknownBroker`] when no broker has this name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn f(auth: flamingo_auth::AuthManager) -> Result<(), flamingo_auth::AuthError> {
+    /// let token = auth.broker("partner-sso")?.access_token().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn broker(&self, name: &str) -> Result<AuthManager, AuthError> {
+        self.auth.broker(name).ok_or_else(|| AuthError::UnknownBroker { broker: name.to_owned() })?;
+        Ok(AuthManager { broker: Some(name.to_owned()), ..self.clone() })
+    }
+
+    /// The configured brokers as (name, `typ`).
+    pub fn brokers(&self) -> Vec<(&str, &'static str)> {
+        self.auth.brokers()
+    }
+
+    /// The session of the request.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { req: &self.req, session: &self.session, auth: &self.auth }
+    }
+
+    /// Every identity of the request, one per broker logged in at (Flamingo's `IdentifyAll`).
+    pub async fn identities(&self) -> Vec<Identity> {
+        self.auth.identities(&self.req, &self.session).await
+    }
+
+    /// The identity at the chosen broker, or the first one found.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NotLoggedIn`] when there is none, [`AuthError::Provider`] when a needed
+    /// refresh failed at the provider.
+    pub async fn identity(&self) -> Result<Identity, AuthError> {
+        match &self.broker {
+            Some(name) => {
+                let broker = self.auth.broker(name).ok_or_else(|| AuthError::UnknownBroker { broker: name.clone() })?;
+                broker
+                    .identify(&self.ctx())
+                    .await?
+                    .ok_or_else(|| AuthError::NotLoggedIn { broker: Some(name.clone()) })
+            }
+            None => self
+                .auth
+                .identify(&self.req, &self.session)
+                .await
+                .ok_or(AuthError::NotLoggedIn { broker: None }),
+        }
+    }
+
+    /// The `oidc` broker to use.
+    fn oidc(&self) -> Result<&OidcBroker, AuthError> {
+        if let Some(name) = &self.broker {
+            return match self.auth.broker(name) {
+                Some(Broker::Oidc(b)) => Ok(b),
+                Some(other) => Err(AuthError::Unsupported {
+                    broker: name.clone(),
+                    typ: other.typ(),
+                    operation: "tokens",
+                }),
+                None => Err(AuthError::UnknownBroker { broker: name.clone() }),
+            };
+        }
+        let oidc: Vec<&OidcBroker> = self
+            .auth
+            .all_brokers()
+            .iter()
+            .filter_map(|b| match b {
+                Broker::Oidc(b) => Some(&**b),
+                _ => None,
+            })
+            .collect();
+        let keys = self.session.keys();
+        oidc.iter()
+            .find(|b| keys.contains(&oidc_session_key(b.name())))
+            .or(oidc.first())
+            .copied()
+            .ok_or(AuthError::NotLoggedIn { broker: None })
+    }
+
+    async fn data(&self, force_refresh: bool) -> Result<OidcSessionData, AuthError> {
+        let broker = self.oidc()?;
+        broker
+            .session(&self.ctx(), force_refresh)
+            .await?
+            .ok_or_else(|| AuthError::NotLoggedIn { broker: Some(broker.name().to_owned()) })
+    }
+
+    /// The user's ID token (Flamingo's `IDToken`), refreshed with the access token.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NotLoggedIn`], or [`AuthError::Provider`] when a needed refresh failed.
+    pub async fn id_token(&self) -> Result<IdToken, AuthError> {
+        let data = self.data(false).await?;
+        let claims = crate::broker::oidc::jwt_payload(&data.raw_id_token).unwrap_or_default();
+        Ok(IdToken { raw: data.raw_id_token, claims })
+    }
+
+    /// The user's access token, refreshed first when it expired (and written back to the
+    /// session).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NotLoggedIn`] (also when the refresh was refused: the user is then logged
+    /// out), or [`AuthError::Provider`] when the provider could not be reached.
+    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        Ok(AccessToken::new(self.data(false).await?.access_token))
+    }
+
+    /// Refreshes the tokens now, whether or not they expired (Flamingo's `RefreshIdentity`).
+    ///
+    /// # Errors
+    ///
+    /// As [`access_token`](Self::access_token).
+    pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
+        Ok(AccessToken::new(self.data(true).await?.access_token))
+    }
+
+    /// An HTTP client that sends `Authorization: Bearer <access token>` of the user with every
+    /// request, refreshing the token (and writing it back) when it expires (Flamingo's
+    /// `HTTPClient`).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NotLoggedIn`] when there is no login at the broker.
+    pub async fn http_client(&self) -> Result<AuthHttpClient, AuthError> {
+        let broker = self.oidc()?.name().to_owned();
+        // Fail early when nobody is logged in.
+        self.data(false).await?;
+        Ok(AuthHttpClient::new(self.auth.api_client().clone(), self.broker(&broker)?))
+    }
+}

@@ -1,0 +1,214 @@
+//! Flamingo's auth routes (core/auth/controller.go), mounted by [`Auth::configure`].
+
+use std::collections::BTreeMap;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use flamingo_session::Session;
+use tracing::Instrument as _;
+
+use crate::{
+    broker::{Broker, Ctx},
+    events::{LoginEvent, LogoutEvent},
+    identity::Identity,
+    redirect,
+    session_data::{
+        fake_session_key, oidc_session_key, LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, REDIRECT_KEY,
+    },
+    Auth,
+};
+
+/// The path of the logout callback, where single-sign-out redirects come back to.
+pub(crate) const LOGOUT_CALLBACK_PATH: &str = "/core/auth/logoutCallback";
+
+pub(crate) fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
+    cfg.route("/core/auth/login/{broker}", web::get().to(login))
+        .service(
+            web::resource("/core/auth/callback/{broker}")
+                .route(web::get().to(callback))
+                .route(web::post().to(callback)),
+        )
+        .service(
+            web::resource("/core/auth/logout")
+                .route(web::get().to(logout_all))
+                .route(web::post().to(logout_all)),
+        )
+        .service(
+            web::resource("/core/auth/logout/{broker}")
+                .route(web::get().to(logout_broker))
+                .route(web::post().to(logout_broker)),
+        )
+        .route(LOGOUT_CALLBACK_PATH, web::get().to(logout_callback));
+    if debug {
+        cfg.route("/core/auth/debug", web::get().to(crate::debug::page));
+    }
+}
+
+fn query(req: &HttpRequest) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+}
+
+fn not_found(message: &'static str) -> HttpResponse {
+    HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body(message)
+}
+
+pub(crate) fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// `GET /core/auth/login/{broker}?redirecturl=`: remembers where to go afterwards (only
+/// same-host or relative targets; else the site root) and starts the broker's login.
+async fn login(req: HttpRequest, session: Session, auth: web::Data<Auth>, broker: web::Path<String>) -> HttpResponse {
+    let Some(broker) = auth.broker(&broker) else {
+        return not_found("broker for login not found");
+    };
+    let params = query(&req);
+    let target = redirect::login_target(&req, params.get("redirecturl").map(String::as_str));
+    if let Err(err) = session.store(REDIRECT_KEY, target) {
+        return actix_web::ResponseError::error_response(&crate::AuthError::from(err));
+    }
+    let ctx = Ctx { req: &req, session: &session, auth: &auth };
+    let span = tracing::info_span!("auth.login", broker = broker.name());
+    let _entered = span.enter();
+    broker.authenticate(&ctx).unwrap_or_else(|err| actix_web::ResponseError::error_response(&err))
+}
+
+/// `GET|POST /core/auth/callback/{broker}`: completes a login.
+async fn callback(
+    req: HttpRequest,
+    session: Session,
+    auth: web::Data<Auth>,
+    broker: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(broker) = auth.broker(&broker) else {
+        return not_found("broker for callback not found");
+    };
+    let mut params = query(&req);
+    if req.method() == actix_web::http::Method::POST {
+        params.extend(url::form_urlencoded::parse(&body).into_owned());
+    }
+    let span = tracing::info_span!("auth.callback", broker = broker.name());
+    async {
+        let ctx = Ctx { req: &req, session: &session, auth: &auth };
+        match broker.callback(&ctx, &params).await {
+            None => not_found("broker has no callback"),
+            Some(Err(response)) => response,
+            Some(Ok(identity)) => complete_login(&ctx, broker, identity).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// After a successful login: a new session ID, the login listeners, and the redirect to the
+/// remembered target.
+async fn complete_login(ctx: &Ctx<'_>, broker: &Broker, identity: Identity) -> HttpResponse {
+    ctx.session.renew();
+    let target = ctx
+        .session
+        .try_load::<String>(REDIRECT_KEY)
+        .unwrap_or_else(|| redirect::base_url(ctx.req).to_string());
+    ctx.session.delete(REDIRECT_KEY);
+    tracing::info!(broker = broker.name(), "login");
+    ctx.auth
+        .dispatch_login(LoginEvent {
+            request: ctx.req.clone(),
+            session: ctx.session.clone(),
+            broker: broker.name().to_owned(),
+            identity,
+        })
+        .await;
+    see_other(&target)
+}
+
+/// `GET|POST /core/auth/logout?redirecturl=`: logs out of every broker.
+async fn logout_all(req: HttpRequest, session: Session, auth: web::Data<Auth>) -> HttpResponse {
+    let brokers: Vec<&Broker> = auth.all_brokers().iter().collect();
+    logout(&req, &session, &auth, brokers).await
+}
+
+/// `GET|POST /core/auth/logout/{broker}?redirecturl=`: logs out of one broker.
+async fn logout_broker(
+    req: HttpRequest,
+    session: Session,
+    auth: web::Data<Auth>,
+    broker: web::Path<String>,
+) -> HttpResponse {
+    let Some(broker) = auth.broker(&broker) else {
+        return not_found("broker for logout not found");
+    };
+    logout(&req, &session, &auth, vec![broker]).await
+}
+
+fn has_stored_login(session: &Session, broker: &Broker) -> bool {
+    let key = match broker.typ() {
+        "oidc" => oidc_session_key(broker.name()),
+        "fake" => fake_session_key(broker.name()),
+        _ => return false,
+    };
+    session.keys().contains(&key)
+}
+
+async fn logout(req: &HttpRequest, session: &Session, auth: &Auth, brokers: Vec<&Broker>) -> HttpResponse {
+    let ctx = Ctx { req, session, auth };
+    let target = redirect::guard(req, query(req).get("redirecturl").map(String::as_str));
+    let mut queue: Vec<String> = Vec::new();
+    for broker in &brokers {
+        if let Some(url) = broker.logout(&ctx) {
+            queue.push(url.to_string());
+        }
+        tracing::info!(broker = broker.name(), "logout");
+        auth.dispatch_logout(LogoutEvent {
+            request: req.clone(),
+            session: session.clone(),
+            broker: broker.name().to_owned(),
+        })
+        .await;
+    }
+    if !queue.is_empty() {
+        // The provider must be visited first; the session lives on (without any login, under a
+        // new ID) until the chain ends in the logout callback.
+        session.renew();
+        let stored = session
+            .store(LOGOUT_REDIRECTS_KEY, queue)
+            .and_then(|()| session.store(LOGOUT_REDIRECT_KEY, target.clone()));
+        if let Err(err) = stored {
+            tracing::error!(error = %err, "storing the logout redirects failed");
+            session.purge();
+            return see_other(&target);
+        }
+        return see_other(LOGOUT_CALLBACK_PATH);
+    }
+    if auth.all_brokers().iter().any(|b| has_stored_login(session, b)) {
+        session.renew();
+    } else {
+        session.purge();
+    }
+    see_other(&target)
+}
+
+/// `GET /core/auth/logoutCallback`: sends the browser to the next queued end-session URL (with
+/// `post_logout_redirect_uri` pointing back here); at the end purges the session and redirects
+/// to the target remembered at logout.
+async fn logout_callback(req: HttpRequest, session: Session) -> HttpResponse {
+    let Some(mut queue) = session.try_load::<Vec<String>>(LOGOUT_REDIRECTS_KEY) else {
+        return see_other(redirect::base_url(&req).as_str());
+    };
+    if queue.is_empty() {
+        let target = session
+            .try_load::<String>(LOGOUT_REDIRECT_KEY)
+            .unwrap_or_else(|| redirect::base_url(&req).to_string());
+        session.purge();
+        return see_other(&target);
+    }
+    let next = queue.remove(0);
+    if let Err(err) = session.store(LOGOUT_REDIRECTS_KEY, queue) {
+        tracing::error!(error = %err, "storing the logout redirects failed");
+    }
+    let Ok(mut url) = url::Url::parse(&next) else {
+        return see_other(LOGOUT_CALLBACK_PATH);
+    };
+    let back = redirect::absolute(&req, LOGOUT_CALLBACK_PATH);
+    url.query_pairs_mut().append_pair("post_logout_redirect_uri", back.as_str());
+    see_other(url.as_str())
+}

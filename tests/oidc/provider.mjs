@@ -1,0 +1,135 @@
+// The OpenID Provider the flamingo end-to-end tests log in against: the certified `oidc-provider`
+// (pinned by package-lock.json; install with `npm ci --prefix tests/oidc`).
+//
+// Started by tests/support/oidc.rs, configured through environment variables:
+//   OP_PORT              loopback port to listen on (required)
+//   OP_CLIENTS           JSON array of oidc-provider client metadata (required)
+//   OP_ACCESS_TOKEN_TTL  access-token lifetime in seconds (default 3600)
+//   OP_ID_TOKEN_TTL      ID-token lifetime in seconds (default 3600)
+//
+// Each start generates a fresh RSA signing key with a fresh `kid`, so restarting the provider on
+// the same port is a signing-key rotation.
+//
+// Besides the OpenID Connect endpoints it serves `GET /api/whoami`, a protected API: it answers
+// 200 `{"sub", "client", "scope"}` for a valid bearer access token and 401 otherwise. It prints
+// `oidc-provider listening on <issuer>` once it accepts connections.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+
+import Provider from 'oidc-provider';
+
+const port = Number.parseInt(process.env.OP_PORT ?? '', 10);
+if (!Number.isInteger(port) || port <= 0) {
+  console.error('OP_PORT must be the port to listen on');
+  process.exit(2);
+}
+const clients = JSON.parse(process.env.OP_CLIENTS ?? '[]');
+const accessTokenTtl = Number.parseInt(process.env.OP_ACCESS_TOKEN_TTL ?? '3600', 10);
+const idTokenTtl = Number.parseInt(process.env.OP_ID_TOKEN_TTL ?? '3600', 10);
+const issuer = `http://127.0.0.1:${port}`;
+
+// The test accounts. Passwords are not checked by the development login form.
+const accounts = {
+  alice: {
+    sub: 'alice',
+    name: 'Alice Anderson',
+    given_name: 'Alice',
+    family_name: 'Anderson',
+    email: 'alice@example.com',
+    email_verified: true,
+    groups: ['admins', 'staff'],
+    department: 'Engineering',
+  },
+  bob: {
+    sub: 'bob',
+    name: 'Bob Brown',
+    given_name: 'Bob',
+    family_name: 'Brown',
+    email: 'bob@example.com',
+    email_verified: false,
+    groups: ['staff'],
+    department: 'Sales',
+  },
+};
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+
+const provider = new Provider(issuer, {
+  clients,
+  jwks: { keys: [signingKey] },
+  async findAccount(_ctx, id) {
+    const account = accounts[id];
+    if (!account) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { ...account };
+      },
+    };
+  },
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'given_name', 'family_name'],
+    email: ['email', 'email_verified'],
+    groups: ['groups'],
+    department: ['department'],
+  },
+  // Profile claims in the ID token too, not only at userinfo.
+  conformIdTokenClaims: false,
+  // Expiry tests use short lifetimes: no tolerance.
+  clockTolerance: 0,
+  cookies: {
+    // The app under test shares the cookie jar (cookies ignore ports): no name collisions.
+    names: { session: 'op_session', interaction: 'op_interaction', resume: 'op_interaction_resume' },
+    keys: ['flamingo-test-op-cookie-key'],
+  },
+  features: {
+    claimsParameter: { enabled: true },
+    devInteractions: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  pkce: { required: () => true },
+  ttl: {
+    AccessToken: accessTokenTtl,
+    IdToken: idTokenTtl,
+    AuthorizationCode: 60,
+    Interaction: 600,
+    Session: 3600,
+    Grant: 3600,
+    RefreshToken: 3600,
+  },
+  async issueRefreshToken(_ctx, client, code) {
+    return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
+  },
+  rotateRefreshToken: false,
+});
+
+// The protected test API: checks the bearer access token against the provider's own store.
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/api/whoami') {
+    await next();
+    return;
+  }
+  const header = ctx.get('authorization');
+  const match = /^Bearer (.+)$/.exec(header);
+  const token = match ? await provider.AccessToken.find(match[1]) : undefined;
+  if (!token || token.isExpired) {
+    ctx.status = 401;
+    ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+    ctx.body = { error: 'invalid_token' };
+    return;
+  }
+  ctx.body = { sub: token.accountId, client: token.clientId, scope: token.scope };
+});
+
+provider.on('server_error', (_ctx, err) => console.error('server_error', err));
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  console.log(`oidc-provider listening on ${issuer}`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
