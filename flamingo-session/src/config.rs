@@ -888,7 +888,7 @@ fn unknown_key(relative: &str, shown: &str) -> ConfigError {
         })
         .min();
     let message = match closest {
-        Some((distance, name)) if distance <= 3 => {
+        Some((distance, name)) if distance <= (relative.len() / 3).max(1) => {
             format!("unknown key (did you mean flamingo.session.{name}?)")
         }
         _ => "unknown key (the keys are listed in the flamingo_session::config docs)".to_owned(),

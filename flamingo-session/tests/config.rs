@@ -634,6 +634,12 @@ fn an_unknown_key_is_an_error() {
         "flamingo.session.redis.host",
         "expected a single value, got a map",
     );
+    let error = rejects(
+        "flamingo.session.foo: 1",
+        "flamingo.session.foo",
+        "unknown key",
+    );
+    assert!(!error.message.contains("did you mean"), "{error}");
     rejects(
         "flamingo.session.redis: cache",
         "flamingo.session.redis",
