@@ -92,7 +92,10 @@ async fn clear_cart(session: Session) -> HttpResponse {
     HttpResponse::Ok().json(Cart::default())
 }
 
-async fn add_flash(session: Session, body: web::Json<FlashMessage>) -> actix_web::Result<HttpResponse> {
+async fn add_flash(
+    session: Session,
+    body: web::Json<FlashMessage>,
+) -> actix_web::Result<HttpResponse> {
     let message = body.into_inner().message;
     if message.is_empty() || message.len() > 500 {
         return Err(ErrorBadRequest("message must be 1 to 500 characters"));
@@ -131,7 +134,10 @@ async fn get_kv(session: Session) -> Result<HttpResponse, SessionError> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn index(session: Session) -> HttpResponse {
@@ -150,12 +156,25 @@ async fn index(session: Session) -> HttpResponse {
             escape(&json)
         ));
     }
-    let flash_html: String = flashes.iter().map(|m| format!("<p class=\"flash\">{}</p>", escape(m))).collect();
-    let cart = session.load::<Cart>(CART).ok().flatten().unwrap_or_default();
+    let flash_html: String = flashes
+        .iter()
+        .map(|m| format!("<p class=\"flash\">{}</p>", escape(m)))
+        .collect();
+    let cart = session
+        .load::<Cart>(CART)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let cart_html: String = cart
         .items
         .iter()
-        .map(|i| format!("<li><span class=\"sku\">{}</span> × <span class=\"qty\">{}</span></li>", escape(&i.sku), i.qty))
+        .map(|i| {
+            format!(
+                "<li><span class=\"sku\">{}</span> × <span class=\"qty\">{}</span></li>",
+                escape(&i.sku),
+                i.qty
+            )
+        })
         .collect();
     let page = format!(
         r#"<!doctype html>
@@ -177,7 +196,9 @@ async fn index(session: Session) -> HttpResponse {
 {rows}</table>
 </body></html>"#
     );
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page)
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,13 +209,27 @@ struct ItemForm {
 
 async fn form_cart(session: Session, form: web::Form<ItemForm>) -> actix_web::Result<HttpResponse> {
     let form = form.into_inner();
-    add_item(session, web::Json(AddItem { sku: form.sku, qty: form.qty })).await?;
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish())
+    add_item(
+        session,
+        web::Json(AddItem {
+            sku: form.sku,
+            qty: form.qty,
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .finish())
 }
 
-async fn form_flash(session: Session, form: web::Form<FlashMessage>) -> actix_web::Result<HttpResponse> {
+async fn form_flash(
+    session: Session,
+    form: web::Form<FlashMessage>,
+) -> actix_web::Result<HttpResponse> {
     add_flash(session, web::Json(form.into_inner())).await?;
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .finish())
 }
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -208,13 +243,18 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { addr: "127.0.0.1:8080".parse().expect("valid default"), configs: Vec::new() };
+    let mut args = Args {
+        addr: "127.0.0.1:8080".parse().expect("valid default"),
+        configs: Vec::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--addr" => {
                 let value = it.next().ok_or("--addr needs HOST:PORT")?;
-                args.addr = value.parse().map_err(|e| format!("--addr {value:?}: {e}"))?;
+                args.addr = value
+                    .parse()
+                    .map_err(|e| format!("--addr {value:?}: {e}"))?;
             }
             "--config" => args.configs.push(it.next().ok_or("--config needs a file")?),
             "-h" | "--help" => {
@@ -231,11 +271,16 @@ fn load_config(files: &[String]) -> Result<config::Config, config::ConfigError> 
     let mut builder = config::Config::builder()
         // The demo's own defaults: plain http on loopback. The library default stays Secure.
         .set_default("flamingo.session.cookie.secure", false)?
-        .set_default("flamingo.session.secret", "demo secret: replace me before going anywhere near production")?;
+        .set_default(
+            "flamingo.session.secret",
+            "demo secret: replace me before going anywhere near production",
+        )?;
     for file in files {
         builder = builder.add_source(config::File::with_name(file));
     }
-    builder.add_source(flamingo::session::config::environment()).build()
+    builder
+        .add_source(flamingo::session::config::environment())
+        .build()
 }
 
 #[actix_web::main]
@@ -253,10 +298,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("demo: cookie.secure is off so that the demo works on plain http");
     }
     tracing::info!(addr = %args.addr, backend = sessions.backend().name(), "demo listening on http://{}", args.addr);
-    let workers = std::env::var("DEMO_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2);
+    let workers = std::env::var("DEMO_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     HttpServer::new(move || {
         App::new()
-            .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(json_error),
+            )
             .app_data(web::FormConfig::default().limit(16 * 1024))
             .configure(sessions.configure())
             .wrap(sessions.middleware())

@@ -18,9 +18,15 @@ fn file_config(dir: &std::path::Path, extra: &str) -> String {
 }
 
 async fn count(client: &reqwest::Client, demo: &Demo) -> u64 {
-    let res = client.get(demo.url("/counter")).send().await.expect("GET /counter");
+    let res = client
+        .get(demo.url("/counter"))
+        .send()
+        .await
+        .expect("GET /counter");
     assert_eq!(res.status(), StatusCode::OK, "{}", demo.log());
-    res.json::<serde_json::Value>().await.unwrap()["count"].as_u64().unwrap()
+    res.json::<serde_json::Value>().await.unwrap()["count"]
+        .as_u64()
+        .unwrap()
 }
 
 /// 100 concurrent requests on one session, each storing its own key: all 100 are kept.
@@ -30,15 +36,32 @@ async fn hundred_concurrent_keys(demo: &Demo) -> usize {
     let puts = (0..100).map(|i| {
         let client = client.clone();
         let url = demo.url(&format!("/kv/k{i}"));
-        async move { client.put(url).json(&serde_json::json!(i)).send().await.map(|r| r.status()) }
+        async move {
+            client
+                .put(url)
+                .json(&serde_json::json!(i))
+                .send()
+                .await
+                .map(|r| r.status())
+        }
     });
     for status in join_all(puts).await {
         assert_eq!(status.expect("PUT /kv"), StatusCode::NO_CONTENT);
     }
-    let all: serde_json::Map<String, serde_json::Value> =
-        client.get(demo.url("/kv")).send().await.unwrap().json().await.unwrap();
+    let all: serde_json::Map<String, serde_json::Value> = client
+        .get(demo.url("/kv"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for (key, value) in &all {
-        assert_eq!(key[1..].parse::<u64>().ok(), value.as_u64(), "a kept key holds its own value");
+        assert_eq!(
+            key[1..].parse::<u64>().ok(),
+            value.as_u64(),
+            "a kept key holds its own value"
+        );
     }
     all.len()
 }
@@ -54,7 +77,10 @@ async fn on_write_keeps_all_100_concurrent_keys_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_write_keeps_all_100_concurrent_keys_file() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = Demo::start(&file_config(dir.path(), "flamingo.session.saveMode: OnWrite\n"));
+    let demo = Demo::start(&file_config(
+        dir.path(),
+        "flamingo.session.saveMode: OnWrite\n",
+    ));
     let kept = hundred_concurrent_keys(&demo).await;
     println!("file OnWrite: {kept} of 100 keys kept");
     assert_eq!(kept, 100);
@@ -78,7 +104,11 @@ async fn file_sessions_survive_a_restart_one_file_per_session() {
     assert_eq!(count(&alice, &demo).await, 2);
     assert_eq!(count(&bob, &demo).await, 1);
     demo.restart();
-    assert_eq!(count(&alice, &demo).await, 3, "the counter keeps counting across a restart");
+    assert_eq!(
+        count(&alice, &demo).await,
+        3,
+        "the counter keeps counting across a restart"
+    );
     assert_eq!(count(&bob, &demo).await, 2);
     let files = std::fs::read_dir(dir.path())
         .unwrap()
@@ -97,7 +127,12 @@ async fn corrupt_file_starts_that_session_fresh_and_leaves_others_alone() {
             .unwrap()
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("session_"))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("session_")
+            })
             .collect()
     };
     let (victim, bystander) = (browser(), browser());
@@ -107,31 +142,71 @@ async fn corrupt_file_starts_that_session_fresh_and_leaves_others_alone() {
     count(&bystander, &demo).await;
     count(&bystander, &demo).await;
     std::fs::write(&victim_file, b"\x00garbage{{{ not json").unwrap();
-    assert_eq!(count(&victim, &demo).await, 1, "a corrupt session starts fresh");
-    assert_eq!(count(&bystander, &demo).await, 3, "other sessions are untouched");
-    assert!(demo.log().contains("corrupt"), "a warning is logged:\n{}", demo.log());
+    assert_eq!(
+        count(&victim, &demo).await,
+        1,
+        "a corrupt session starts fresh"
+    );
+    assert_eq!(
+        count(&bystander, &demo).await,
+        3,
+        "other sessions are untouched"
+    );
+    assert!(
+        demo.log().contains("corrupt"),
+        "a warning is logged:\n{}",
+        demo.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_over_store_length_is_a_413_and_keeps_its_previous_state() {
-    for yaml in ["flamingo.session.store.length: 2048\n", "flamingo.session.store.length: 2048\nflamingo.session.saveMode: OnWrite\n"] {
+    for yaml in [
+        "flamingo.session.store.length: 2048\n",
+        "flamingo.session.store.length: 2048\nflamingo.session.saveMode: OnWrite\n",
+    ] {
         let demo = Demo::start(yaml);
         let client = browser();
-        let res = client.put(demo.url("/kv/small")).json(&"x".repeat(100)).send().await.unwrap();
+        let res = client
+            .put(demo.url("/kv/small"))
+            .json(&"x".repeat(100))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
-        let res = client.put(demo.url("/kv/big")).json(&"y".repeat(4000)).send().await.unwrap();
+        let res = client
+            .put(demo.url("/kv/big"))
+            .json(&"y".repeat(4000))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let message = res.text().await.unwrap();
-        assert!(message.contains("flamingo.session.store.length"), "{message}");
-        let all: serde_json::Value = client.get(demo.url("/kv")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(all, serde_json::json!({ "small": "x".repeat(100) }), "the previous state is intact");
+        assert!(
+            message.contains("flamingo.session.store.length"),
+            "{message}"
+        );
+        let all: serde_json::Value = client
+            .get(demo.url("/kv"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            all,
+            serde_json::json!({ "small": "x".repeat(100) }),
+            "the previous state is intact"
+        );
     }
 }
 
 /// Mutations of a real cookie value: bit flips, truncations, extensions, junk, oversized.
 fn mutations(valid: &str, n: usize) -> Vec<String> {
     let bytes = valid.as_bytes();
-    let alphabet: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_%.~!*'()";
+    let alphabet: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_%.~!*'()";
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -148,9 +223,20 @@ fn mutations(valid: &str, n: usize) -> Vec<String> {
                     v[at] = alphabet[next() as usize % alphabet.len()];
                 }
                 1 => v.truncate(next() as usize % v.len()),
-                2 => v.extend((0..(next() % 64)).map(|_| alphabet[next() as usize % alphabet.len()])),
-                3 => v = (0..(next() % 200)).map(|_| alphabet[next() as usize % alphabet.len()]).collect(),
-                4 => v = vec![alphabet[next() as usize % alphabet.len()]; 4000 + (next() % 3000) as usize],
+                2 => {
+                    v.extend((0..(next() % 64)).map(|_| alphabet[next() as usize % alphabet.len()]))
+                }
+                3 => {
+                    v = (0..(next() % 200))
+                        .map(|_| alphabet[next() as usize % alphabet.len()])
+                        .collect()
+                }
+                4 => {
+                    v = vec![
+                        alphabet[next() as usize % alphabet.len()];
+                        4000 + (next() % 3000) as usize
+                    ]
+                }
                 _ => {
                     let at = next() as usize % v.len();
                     v.insert(at, b'%');
@@ -172,21 +258,36 @@ async fn thousands_of_mutated_cookies_never_cause_a_500() {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("flamingo=").map(|rest| rest.split(';').next().unwrap().to_owned()))
+        .find_map(|v| {
+            v.strip_prefix("flamingo=")
+                .map(|rest| rest.split(';').next().unwrap().to_owned())
+        })
         .expect("a session cookie");
-    let raw = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let inputs: Vec<String> = mutations(&valid, 3000).into_iter().filter(|m| *m != valid).collect();
+    let raw = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let inputs: Vec<String> = mutations(&valid, 3000)
+        .into_iter()
+        .filter(|m| *m != valid)
+        .collect();
     let mut fresh = 0;
     let mut same = 0;
     let mut rejected = 0;
     for chunk in inputs.chunks(50) {
         let sends = chunk.iter().map(|value| {
-            raw.get(demo.url("/counter")).header("cookie", format!("flamingo={value}")).send()
+            raw.get(demo.url("/counter"))
+                .header("cookie", format!("flamingo={value}"))
+                .send()
         });
         for res in join_all(sends).await {
             let res = res.expect("the demo answers");
             let status = res.status();
-            assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "a mutated cookie caused a 500:\n{}", demo.log());
+            assert!(
+                status != StatusCode::INTERNAL_SERVER_ERROR,
+                "a mutated cookie caused a 500:\n{}",
+                demo.log()
+            );
             if status == StatusCode::OK {
                 let body: serde_json::Value = res.json().await.unwrap();
                 if body["count"] == 1 {
@@ -194,7 +295,10 @@ async fn thousands_of_mutated_cookies_never_cause_a_500() {
                 } else {
                     // A mutation the cookie codec normalises away (e.g. an ignored trailing
                     // character) still names the same session: never another one.
-                    assert!(body["count"].as_u64().unwrap() > 2, "a mutated cookie reached a foreign session");
+                    assert!(
+                        body["count"].as_u64().unwrap() > 2,
+                        "a mutated cookie reached a foreign session"
+                    );
                     same += 1;
                 }
             } else {

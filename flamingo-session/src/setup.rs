@@ -258,7 +258,9 @@ impl Sessions {
     /// [`SetupError::Config`] for a bad value (the message names the key), the others as
     /// [`SessionsBuilder::build`].
     pub async fn from_config(config: &config::Config) -> Result<Sessions, SetupError> {
-        Self::builder(SessionConfig::from_config(config)?).build().await
+        Self::builder(SessionConfig::from_config(config)?)
+            .build()
+            .await
     }
 
     /// A builder, for custom backends and extra health checks.

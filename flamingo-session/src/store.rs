@@ -29,7 +29,10 @@ tokio::task_local! {
 fn record_outage(err: &BackendError) {
     let failure = match err {
         BackendError::Unavailable(_) => StoreFailure::Unavailable,
-        BackendError::TooLarge { size, limit } => StoreFailure::TooLarge { size: *size, limit: *limit },
+        BackendError::TooLarge { size, limit } => StoreFailure::TooLarge {
+            size: *size,
+            limit: *limit,
+        },
         _ => return,
     };
     let _ = FAILURE.try_with(|slot| slot.set(Some(failure)));

@@ -10,13 +10,20 @@ use std::{
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The demo binary cargo built next to this test binary.
 pub fn demo_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
     let bin = dir.join("examples").join("demo");
     assert!(
         bin.exists(),
@@ -38,10 +45,18 @@ pub struct Demo {
 impl Demo {
     /// Starts the demo with `yaml` as its `--config` file and waits until it answers.
     pub fn start(yaml: &str) -> Demo {
-        let mut config = tempfile::Builder::new().suffix(".yml").tempfile().expect("config file");
+        let mut config = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("config file");
         config.write_all(yaml.as_bytes()).unwrap();
         let log = std::env::temp_dir().join(format!("flamingo-demo-{}.log", free_port()));
-        let mut demo = Demo { child: None, addr: String::new(), config, log };
+        let mut demo = Demo {
+            child: None,
+            addr: String::new(),
+            config,
+            log,
+        };
         demo.spawn(free_port());
         demo
     }
@@ -68,10 +83,21 @@ impl Demo {
             if std::net::TcpStream::connect(&self.addr).is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("the demo exited with {status} before it listened:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "the demo exited with {status} before it listened:\n{}",
+                    self.log()
+                );
             }
-            assert!(Instant::now() < deadline, "the demo did not listen within 20 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not listen within 20 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
