@@ -2,8 +2,8 @@
 # Sets up everything the tests need on a fresh machine and runs every test: unit, integration,
 # trybuild, doctests, end-to-end against real Redis and a real OpenID Provider, then the lints.
 #
-# Installs when missing: redis-server and redis-tools (Debian), the Node packages of the test
-# OpenID Provider (npm ci in tests/oidc).
+# Installs when missing: redis-server and redis-tools, chromium and chromium-driver (Debian), the
+# Node packages of the test OpenID Provider (npm ci in tests/oidc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,8 @@ apt_install() {
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if [ -f tests/oidc/package-lock.json ]; then

@@ -3,6 +3,7 @@
 //! started when dropped.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod demo;
 pub mod oidc;
 pub mod redis;
