@@ -18,7 +18,11 @@ use serde_json::{json, Value};
 
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn oidc_dir() -> PathBuf {
@@ -38,7 +42,11 @@ pub struct ProviderOptions {
 
 impl Default for ProviderOptions {
     fn default() -> Self {
-        ProviderOptions { clients: Vec::new(), access_token_ttl: 3600, id_token_ttl: 3600 }
+        ProviderOptions {
+            clients: Vec::new(),
+            access_token_ttl: 3600,
+            id_token_ttl: 3600,
+        }
     }
 }
 
@@ -70,8 +78,12 @@ impl OidcProvider {
     ///
     /// Panics when Node.js or the npm packages are missing, saying what to run.
     pub fn start(options: ProviderOptions) -> OidcProvider {
-        let mut provider =
-            OidcProvider { child: None, port: free_port(), options, log: Arc::default() };
+        let mut provider = OidcProvider {
+            child: None,
+            port: free_port(),
+            options,
+            log: Arc::default(),
+        };
         provider.spawn();
         provider
     }
@@ -110,8 +122,14 @@ impl OidcProvider {
             .arg(dir.join("provider.mjs"))
             .current_dir(&dir)
             .env("OP_PORT", self.port.to_string())
-            .env("OP_CLIENTS", Value::Array(self.options.clients.clone()).to_string())
-            .env("OP_ACCESS_TOKEN_TTL", self.options.access_token_ttl.to_string())
+            .env(
+                "OP_CLIENTS",
+                Value::Array(self.options.clients.clone()).to_string(),
+            )
+            .env(
+                "OP_ACCESS_TOKEN_TTL",
+                self.options.access_token_ttl.to_string(),
+            )
             .env("OP_ID_TOKEN_TTL", self.options.id_token_ttl.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -144,9 +162,15 @@ impl OidcProvider {
         });
         self.child = Some(child);
         if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let status = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             self.stop();
-            panic!("oidc-provider did not start (exit: {status:?}); its output:\n{}", self.log());
+            panic!(
+                "oidc-provider did not start (exit: {status:?}); its output:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -175,16 +199,28 @@ pub fn browser() -> reqwest::Client {
 
 /// Resolves a `Location` header against the URL that answered.
 pub fn location(response: &reqwest::Response) -> Option<String> {
-    let value = response.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
     Some(response.url().join(value).ok()?.to_string())
 }
 
 /// The `action` of the first form in `html`, resolved against `base`.
 fn form_action(html: &str, base: &reqwest::Url) -> String {
-    let start = html.find("action=\"").map(|i| i + "action=\"".len()).expect("a form with an action");
+    let start = html
+        .find("action=\"")
+        .map(|i| i + "action=\"".len())
+        .expect("a form with an action");
     let end = html[start..].find('"').expect("closing quote") + start;
-    let action = html[start..end].replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/");
-    base.join(&action).expect("form action is a URL").to_string()
+    let action = html[start..end]
+        .replace("&amp;", "&")
+        .replace("&#x2F;", "/")
+        .replace("&#47;", "/");
+    base.join(&action)
+        .expect("form action is a URL")
+        .to_string()
 }
 
 /// The value of the hidden input `name` in `html`.
@@ -197,7 +233,12 @@ fn hidden_value(html: &str, name: &str) -> Option<String> {
 
 /// Follows redirects from `url`, logging in as `user` and consenting at the provider's forms,
 /// until a redirect leaves the provider (`issuer`); returns that URL (the app's callback).
-pub async fn login_at_provider(browser: &reqwest::Client, issuer: &str, url: &str, user: &str) -> String {
+pub async fn login_at_provider(
+    browser: &reqwest::Client,
+    issuer: &str,
+    url: &str,
+    user: &str,
+) -> String {
     let mut response = browser.get(url).send().await.expect("GET at the provider");
     for _ in 0..20 {
         if response.status().is_redirection() {
@@ -205,13 +246,20 @@ pub async fn login_at_provider(browser: &reqwest::Client, issuer: &str, url: &st
             if !next.starts_with(issuer) {
                 return next;
             }
-            response = browser.get(&next).send().await.expect("GET at the provider");
+            response = browser
+                .get(&next)
+                .send()
+                .await
+                .expect("GET at the provider");
             continue;
         }
         let status = response.status();
         let page_url = response.url().clone();
         let html = response.text().await.expect("page body");
-        assert!(status.is_success(), "provider answered {status} at {page_url}: {html}");
+        assert!(
+            status.is_success(),
+            "provider answered {status} at {page_url}: {html}"
+        );
         let action = form_action(&html, &page_url);
         let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
             vec![("prompt", "login"), ("login", user), ("password", "any")]
@@ -220,7 +268,12 @@ pub async fn login_at_provider(browser: &reqwest::Client, issuer: &str, url: &st
         } else {
             panic!("unexpected provider page at {page_url}: {html}");
         };
-        response = browser.post(&action).form(&form).send().await.expect("POST at the provider");
+        response = browser
+            .post(&action)
+            .form(&form)
+            .send()
+            .await
+            .expect("POST at the provider");
     }
     panic!("too many redirects at the provider");
 }
@@ -247,7 +300,92 @@ pub async fn confirm_logout_at_provider(browser: &reqwest::Client, url: &str) ->
         if !next.starts_with(&format!("{}://{}", page_url.scheme(), page_url.authority())) {
             return next;
         }
-        response = browser.get(&next).send().await.expect("GET at the provider");
+        response = browser
+            .get(&next)
+            .send()
+            .await
+            .expect("GET at the provider");
     }
     panic!("the provider did not redirect back after logout");
 }
+
+/// An app under test: the session middleware, flamingo-auth and the test's routes, served by
+/// actix-web on a loopback port. Stopped on drop.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// Builds sessions and auth from the YAML `config` (with `customize` applied to the auth
+    /// builder) and serves them with `routes` on `port`.
+    ///
+    /// # Errors
+    ///
+    /// The start-up error of sessions or auth, as text.
+    pub async fn try_start(
+        port: u16,
+        config: &str,
+        customize: impl FnOnce(flamingo_auth::AuthBuilder) -> flamingo_auth::AuthBuilder,
+        routes: fn(&mut actix_web::web::ServiceConfig),
+    ) -> Result<TestApp, String> {
+        let config = config::Config::builder()
+            .add_source(config::File::from_str(config, config::FileFormat::Yaml))
+            .build()
+            .map_err(|err| err.to_string())?;
+        let sessions = flamingo_session::Sessions::from_config(&config)
+            .await
+            .map_err(|err| err.to_string())?;
+        let auth = customize(
+            flamingo_auth::Auth::builder(&config, &sessions).map_err(|err| err.to_string())?,
+        )
+        .build()
+        .await
+        .map_err(|err| err.to_string())?;
+        let server = actix_web::HttpServer::new(move || {
+            let auth = auth.clone();
+            actix_web::App::new()
+                .wrap(sessions.middleware())
+                .configure(|cfg| auth.configure(cfg))
+                .configure(routes)
+        })
+        .workers(1)
+        .bind(("127.0.0.1", port))
+        .map_err(|err| err.to_string())?
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Ok(TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            handle,
+        })
+    }
+
+    /// As [`try_start`](Self::try_start), panicking on a start-up error.
+    pub async fn start(
+        port: u16,
+        config: &str,
+        customize: impl FnOnce(flamingo_auth::AuthBuilder) -> flamingo_auth::AuthBuilder,
+        routes: fn(&mut actix_web::web::ServiceConfig),
+    ) -> TestApp {
+        match Self::try_start(port, config, customize, routes).await {
+            Ok(app) => app,
+            Err(err) => panic!("the test app did not start: {err}"),
+        }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+/// YAML for the session settings every auth test uses: memory backend, cookies over http.
+pub const SESSION_YAML: &str = "flamingo.session.cookie.secure: false\n";
