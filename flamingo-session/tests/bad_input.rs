@@ -73,9 +73,11 @@ proptest! {
 
 #[actix_web::test]
 async fn arbitrary_cookie_headers_never_cause_a_500() {
-    let mut config = SessionConfig::default();
-    config.backend = BackendKind::Memory;
-    config.secret = "property tests use their own long secret value".into();
+    let config = SessionConfig {
+        backend: BackendKind::Memory,
+        secret: "property tests use their own long secret value".into(),
+        ..SessionConfig::default()
+    };
     let sessions = Sessions::builder(config).build().await.unwrap();
     let app = atest::init_service(App::new().wrap(sessions.middleware()).route(
         "/",

@@ -29,10 +29,12 @@ struct User {
 }
 
 async fn sessions(mode: SaveMode, backend: Arc<MemoryBackend>) -> Sessions {
-    let mut config = SessionConfig::default();
-    config.save_mode = mode;
-    config.backend = flamingo_session::config::BackendKind::Custom;
-    config.secret = "a test secret that is long enough to be a real one".into();
+    let config = SessionConfig {
+        save_mode: mode,
+        backend: flamingo_session::config::BackendKind::Custom,
+        secret: "a test secret that is long enough to be a real one".into(),
+        ..SessionConfig::default()
+    };
     Sessions::builder(config).custom_backend_arc(backend).build().await.expect("sessions")
 }
 
