@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::identity::Identity;
+use crate::identity::{Identity, IdentityKind};
 
 /// Whether a [`User`] is logged in (Flamingo's `domain.User.Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -99,7 +99,8 @@ impl User {
         User { name: "Guest".to_owned(), ..User::default() }
     }
 
-    /// Maps an identity to a user. `sub` is the identity's subject; `name` falls back to it.
+    /// Maps an identity to a user. `sub` is the identity's subject; `name` falls back to it. For
+    /// an `oidc` identity the mapped access-token claims fill in keys the ID token did not map.
     ///
     /// # Examples
     ///
@@ -115,7 +116,18 @@ impl User {
     /// assert_eq!(user.get("department"), Some("R&D"));
     /// ```
     pub fn from_identity(identity: &Identity) -> User {
-        let claims = identity.claims();
+        let mut merged;
+        let claims = match identity.kind() {
+            // Access-token claims (`claims.accessToken`) fill what the ID token did not map.
+            IdentityKind::Oidc { access_token_claims } if !access_token_claims.is_empty() => {
+                merged = identity.claims().clone();
+                for (key, value) in access_token_claims {
+                    merged.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+                &merged
+            }
+            _ => identity.claims(),
+        };
         let text = |name: &str| claims.get(name).map(claim_text).unwrap_or_default();
         let mut user = User {
             sub: identity.subject().to_owned(),
@@ -212,7 +224,6 @@ fn groups(value: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::IdentityKind;
     use serde_json::json;
 
     fn mapping(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

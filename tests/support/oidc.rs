@@ -389,3 +389,19 @@ impl Drop for TestApp {
 
 /// YAML for the session settings every auth test uses: memory backend, cookies over http.
 pub const SESSION_YAML: &str = "flamingo.session.cookie.secure: false\n";
+
+/// A fresh 2048-bit RSA private key as PKCS#1 PEM, made by Node.js (which the provider needs
+/// anyway), for signing forged tokens.
+pub fn rsa_pem() -> String {
+    let output = Command::new("node")
+        .arg("-e")
+        .arg(
+            "const { generateKeyPairSync } = require('node:crypto');\
+             process.stdout.write(generateKeyPairSync('rsa', { modulusLength: 2048 })\
+             .privateKey.export({ type: 'pkcs1', format: 'pem' }));",
+        )
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run `node` ({err}): install Node.js >= 20.12"));
+    assert!(output.status.success(), "node failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("PEM is text")
+}
