@@ -45,45 +45,82 @@ async fn private(login: Authenticated) -> HttpResponse {
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/me", web::get().to(me)).route("/private", web::get().to(private));
+    cfg.route("/me", web::get().to(me))
+        .route("/private", web::get().to(private));
 }
 
 async fn app(extra: &str) -> TestApp {
-    TestApp::start(free_port(), &format!("{SESSION_YAML}{BROKERS}{extra}"), |b| b, routes).await
+    TestApp::start(
+        free_port(),
+        &format!("{SESSION_YAML}{BROKERS}{extra}"),
+        |b| b,
+        routes,
+    )
+    .await
 }
 
 async fn json(browser: &reqwest::Client, url: &str) -> Value {
     browser.get(url).send().await.unwrap().json().await.unwrap()
 }
 
-async fn post_login(browser: &reqwest::Client, app: &TestApp, form: &[(&str, &str)]) -> reqwest::Response {
-    browser.post(app.url("/core/auth/callback/dev")).form(form).send().await.unwrap()
+async fn post_login(
+    browser: &reqwest::Client,
+    app: &TestApp,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .post(app.url("/core/auth/callback/dev"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[actix_web::test]
 async fn the_fake_broker_renders_its_form_and_checks_users_and_passwords() {
     let app = app("").await;
     let browser = browser();
-    let form = browser.get(app.url("/core/auth/login/dev?redirecturl=/me")).send().await.unwrap();
+    let form = browser
+        .get(app.url("/core/auth/login/dev?redirecturl=/me"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(form.status(), StatusCode::OK);
     assert_eq!(form.headers()["content-type"], "text/html; charset=utf-8");
     let html = form.text().await.unwrap();
-    assert!(html.contains("action=\"/core/auth/callback/dev\""), "{html}");
+    assert!(
+        html.contains("action=\"/core/auth/callback/dev\""),
+        "{html}"
+    );
     assert!(html.contains("name=\"username\"") && html.contains("name=\"password\""));
 
     for (form, message) in [
         (vec![("password", "x")], "missing username"),
-        (vec![("username", "carol"), ("password", "x")], "invalid user"),
+        (
+            vec![("username", "carol"), ("password", "x")],
+            "invalid user",
+        ),
         (vec![("username", "alice")], "missing password"),
-        (vec![("username", "alice"), ("password", "wrong")], "password mismatch"),
+        (
+            vec![("username", "alice"), ("password", "wrong")],
+            "password mismatch",
+        ),
     ] {
         let response = post_login(&browser, &app, &form).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.text().await.unwrap().contains(message), "{message}");
+        assert!(
+            response.text().await.unwrap().contains(message),
+            "{message}"
+        );
         assert_eq!(json(&browser, &app.url("/me")).await["loggedIn"], false);
     }
 
-    let done = post_login(&browser, &app, &[("username", "alice"), ("password", "wonderland")]).await;
+    let done = post_login(
+        &browser,
+        &app,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&done).unwrap(), app.url("/me"));
     assert_eq!(
@@ -91,10 +128,24 @@ async fn the_fake_broker_renders_its_form_and_checks_users_and_passwords() {
         json!({"loggedIn": true, "broker": "dev", "user": {
             "sub": "alice", "name": "Alice Liddell", "email": "alice@example.com", "groups": ["readers"]}})
     );
-    assert_eq!(browser.get(app.url("/private")).send().await.unwrap().text().await.unwrap(), "alice@dev");
+    assert_eq!(
+        browser
+            .get(app.url("/private"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "alice@dev"
+    );
 
     // Logging out of the only broker with a login purges the session.
-    let out = browser.get(app.url("/core/auth/logout/dev")).send().await.unwrap();
+    let out = browser
+        .get(app.url("/core/auth/logout/dev"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out).unwrap(), app.url("/"));
     assert_eq!(json(&browser, &app.url("/me")).await["loggedIn"], false);
@@ -105,29 +156,57 @@ async fn the_fake_broker_without_password_validation_takes_any_password() {
     let extra = "  - broker: open\n    typ: fake\n    validatePassword: false\n    usernameFieldId: user\n    userConfig: { carol: {} }\n";
     let app = app(extra).await;
     let browser = browser();
-    let form = browser.get(app.url("/core/auth/login/open")).send().await.unwrap().text().await.unwrap();
+    let form = browser
+        .get(app.url("/core/auth/login/open"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(form.contains("name=\"user\""));
-    let done = browser.post(app.url("/core/auth/callback/open")).form(&[("user", "carol")]).send().await.unwrap();
+    let done = browser
+        .post(app.url("/core/auth/callback/open"))
+        .form(&[("user", "carol")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let me = json(&browser, &app.url("/me")).await;
-    assert_eq!((me["broker"].as_str(), me["user"]["name"].as_str()), (Some("open"), Some("carol")));
+    assert_eq!(
+        (me["broker"].as_str(), me["user"]["name"].as_str()),
+        (Some("open"), Some("carol"))
+    );
 }
 
 fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 #[actix_web::test]
 async fn the_http_broker_asks_for_and_checks_basic_credentials() {
     let app = app("").await;
     let client = browser();
-    let challenge = client.get(app.url("/core/auth/login/basic")).send().await.unwrap();
+    let challenge = client
+        .get(app.url("/core/auth/login/basic"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(challenge.headers()["www-authenticate"], "Basic realm=\"intranet\", charset=\"UTF-8\"");
+    assert_eq!(
+        challenge.headers()["www-authenticate"],
+        "Basic realm=\"intranet\", charset=\"UTF-8\""
+    );
 
-    for (user, password, expected) in
-        [("admin", "s3cret", Some("admin")), ("ops", "other", Some("ops")), ("admin", "other", None), ("eve", "s3cret", None)]
-    {
+    for (user, password, expected) in [
+        ("admin", "s3cret", Some("admin")),
+        ("ops", "other", Some("ops")),
+        ("admin", "other", None),
+        ("eve", "s3cret", None),
+    ] {
         let me: Value = client
             .get(app.url("/me"))
             .header("Authorization", basic(user, password))
@@ -137,7 +216,11 @@ async fn the_http_broker_asks_for_and_checks_basic_credentials() {
             .json()
             .await
             .unwrap();
-        assert_eq!(me["user"]["sub"].as_str().filter(|s| !s.is_empty()), expected, "{user}:{password}");
+        assert_eq!(
+            me["user"]["sub"].as_str().filter(|s| !s.is_empty()),
+            expected,
+            "{user}:{password}"
+        );
     }
     let with_credentials = client
         .get(app.url("/core/auth/login/basic?redirecturl=/me"))
@@ -148,7 +231,11 @@ async fn the_http_broker_asks_for_and_checks_basic_credentials() {
     assert_eq!(with_credentials.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&with_credentials).unwrap(), app.url("/me"));
 
-    let no_callback = client.get(app.url("/core/auth/callback/basic")).send().await.unwrap();
+    let no_callback = client
+        .get(app.url("/core/auth/callback/basic"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_callback.status(), StatusCode::NOT_FOUND);
 }
 
@@ -156,7 +243,12 @@ async fn the_http_broker_asks_for_and_checks_basic_credentials() {
 async fn two_brokers_at_once_and_unknown_brokers() {
     let app = app("").await;
     let browser = browser();
-    post_login(&browser, &app, &[("username", "alice"), ("password", "wonderland")]).await;
+    post_login(
+        &browser,
+        &app,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
     // The same browser also sends Basic credentials: the first broker in config order wins for
     // User; both identities exist.
     let me: Value = browser
@@ -181,11 +273,24 @@ async fn two_brokers_at_once_and_unknown_brokers() {
         .unwrap();
     assert_eq!(me["broker"], "basic");
 
-    for path in ["/core/auth/login/nope", "/core/auth/callback/nope", "/core/auth/logout/nope"] {
-        assert_eq!(browser.get(app.url(path)).send().await.unwrap().status(), StatusCode::NOT_FOUND, "{path}");
+    for path in [
+        "/core/auth/login/nope",
+        "/core/auth/callback/nope",
+        "/core/auth/logout/nope",
+    ] {
+        assert_eq!(
+            browser.get(app.url(path)).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
     }
     assert_eq!(
-        browser.get(app.url("/core/auth/debug")).send().await.unwrap().status(),
+        browser
+            .get(app.url("/core/auth/debug"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::NOT_FOUND,
         "the debug page is off unless configured"
     );
@@ -207,12 +312,21 @@ async fn redirecturl_only_accepts_relative_or_same_host_targets() {
             .send()
             .await
             .unwrap();
-        let done = post_login(&browser, &app, &[("username", "alice"), ("password", "wonderland")]).await;
+        let done = post_login(
+            &browser,
+            &app,
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
         assert_eq!(location(&done).unwrap(), expected, "{target}");
     }
     // The same guard protects the logout target.
     let browser = browser();
-    let out = browser.get(app.url("/core/auth/logout?redirecturl=https://evil.example/")).send().await.unwrap();
+    let out = browser
+        .get(app.url("/core/auth/logout?redirecturl=https://evil.example/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(location(&out).unwrap(), app.url("/"));
 }
 
@@ -220,11 +334,24 @@ async fn redirecturl_only_accepts_relative_or_same_host_targets() {
 async fn the_debug_page_lists_brokers_and_identities_when_configured() {
     let app = app("core.auth.web.debugController: true\n").await;
     let browser = browser();
-    post_login(&browser, &app, &[("username", "alice"), ("password", "wonderland")]).await;
-    let page = browser.get(app.url("/core/auth/debug")).send().await.unwrap();
+    post_login(
+        &browser,
+        &app,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    let page = browser
+        .get(app.url("/core/auth/debug"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    for needle in ["<td>dev</td><td>fake</td><td>alice</td>", "<td>basic</td><td>http</td><td>-</td>", "Alice Liddell"] {
+    for needle in [
+        "<td>dev</td><td>fake</td><td>alice</td>",
+        "<td>basic</td><td>http</td><td>-</td>",
+        "Alice Liddell",
+    ] {
         assert!(html.contains(needle), "{needle} in {html}");
     }
 }
@@ -241,7 +368,10 @@ async fn bad_config_is_a_start_up_error_naming_the_key() {
         ("core.auth.web.broker: [{broker: x, typ: oidc, clientSecret: b, endpoint: 'http://127.0.0.1:1'}]", "core.auth.web.broker[0].clientID: is required"),
     ];
     for (yaml, expected) in cases {
-        let err = TestApp::try_start(port, &format!("{SESSION_YAML}{yaml}"), |b| b, routes).await.err().unwrap();
+        let err = TestApp::try_start(port, &format!("{SESSION_YAML}{yaml}"), |b| b, routes)
+            .await
+            .err()
+            .unwrap();
         assert!(err.starts_with(expected), "{err}");
     }
 }
@@ -255,7 +385,13 @@ async fn an_unreachable_provider_is_a_clear_start_up_error_after_the_retries() {
     let err = TestApp::try_start(
         free_port(),
         &yaml,
-        |b| b.retry_policy(RetryPolicy { attempts: 2, initial_delay: Duration::from_millis(10), ..RetryPolicy::default() }),
+        |b| {
+            b.retry_policy(RetryPolicy {
+                attempts: 2,
+                initial_delay: Duration::from_millis(10),
+                ..RetryPolicy::default()
+            })
+        },
         routes,
     )
     .await
@@ -281,7 +417,12 @@ impl SessionBackend for TinyBackend {
     async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
         self.0.create(state, ttl).await
     }
-    async fn save(&self, key: &str, change: SessionChange, ttl: Duration) -> Result<(), BackendError> {
+    async fn save(
+        &self,
+        key: &str,
+        change: SessionChange,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
         self.0.save(key, change, ttl).await
     }
     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
@@ -301,7 +442,10 @@ impl SessionBackend for TinyBackend {
 #[actix_web::test]
 async fn auth_refuses_a_session_backend_that_cannot_hold_tokens() {
     let session_config = config::Config::builder()
-        .add_source(config::File::from_str("flamingo.session.backend: custom", config::FileFormat::Yaml))
+        .add_source(config::File::from_str(
+            "flamingo.session.backend: custom",
+            config::FileFormat::Yaml,
+        ))
         .build()
         .unwrap();
     let sessions = Sessions::builder(SessionConfig::from_config(&session_config).unwrap())
@@ -314,6 +458,12 @@ async fn auth_refuses_a_session_backend_that_cannot_hold_tokens() {
         .build()
         .unwrap();
     let err = Auth::from_config(&config, &sessions).await.unwrap_err();
-    assert!(matches!(err, AuthConfigError::BackendCannotHoldTokens { .. }));
-    assert!(err.to_string().contains("\"tiny-cookie\" backend cannot"), "{err}");
+    assert!(matches!(
+        err,
+        AuthConfigError::BackendCannotHoldTokens { .. }
+    ));
+    assert!(
+        err.to_string().contains("\"tiny-cookie\" backend cannot"),
+        "{err}"
+    );
 }

@@ -83,7 +83,10 @@ async fn start_op(keys: &[&Key]) -> FakeOp {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .route("/.well-known/openid-configuration", web::get().to(discovery))
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(discovery),
+            )
             .route("/jwks", web::get().to(jwks))
             .route("/token", web::post().to(token))
     })
@@ -104,9 +107,13 @@ struct Key {
 
 impl Key {
     fn new(kid: &str) -> Key {
-        let key = CoreRsaPrivateSigningKey::from_pem(&rsa_pem(), Some(JsonWebKeyId::new(kid.to_owned())))
-            .expect("PEM key");
-        Key { kid: kid.to_owned(), key }
+        let key =
+            CoreRsaPrivateSigningKey::from_pem(&rsa_pem(), Some(JsonWebKeyId::new(kid.to_owned())))
+                .expect("PEM key");
+        Key {
+            kid: kid.to_owned(),
+            key,
+        }
     }
 }
 
@@ -120,15 +127,29 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A compact JWS of `claims` with `header`, signed by `key` (RS256), or unsigned.
 fn jwt(header: Value, claims: &Value, key: Option<&Key>) -> String {
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let signature = key
-        .map(|k| k.key.sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes()).unwrap())
+        .map(|k| {
+            k.key
+                .sign(
+                    &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                    input.as_bytes(),
+                )
+                .unwrap()
+        })
         .unwrap_or_default();
     format!("{input}.{}", b64(&signature))
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// `at_hash` of an access token for RS256.
@@ -150,7 +171,11 @@ fn claims(op: &FakeOp, sub: &str, nonce: Option<&str>) -> Value {
 }
 
 fn signed(key: &Key, claims: &Value) -> String {
-    jwt(json!({"alg": "RS256", "typ": "JWT", "kid": key.kid}), claims, Some(key))
+    jwt(
+        json!({"alg": "RS256", "typ": "JWT", "kid": key.kid}),
+        claims,
+        Some(key),
+    )
 }
 
 fn token_response(id_token: &str, access_token: &str, expires_in: u64) -> Value {
@@ -170,7 +195,8 @@ async fn access(auth: AuthManager) -> Result<HttpResponse, AuthError> {
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/me", web::get().to(me)).route("/access", web::get().to(access));
+    cfg.route("/me", web::get().to(me))
+        .route("/access", web::get().to(access));
 }
 
 async fn app_for(op: &FakeOp, extra: &str) -> TestApp {
@@ -198,26 +224,54 @@ async fn app_for(op: &FakeOp, extra: &str) -> TestApp {
 
 /// Starts a login; returns (state, nonce) sent to the provider.
 async fn begin(browser: &reqwest::Client, app: &TestApp) -> (String, String) {
-    let response = browser.get(app.url("/core/auth/login/fop")).send().await.unwrap();
+    let response = browser
+        .get(app.url("/core/auth/login/fop"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let url = url::Url::parse(&location(&response).unwrap()).unwrap();
-    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
     (param("state"), param("nonce"))
 }
 
 async fn finish(browser: &reqwest::Client, app: &TestApp, state: &str) -> reqwest::Response {
-    browser.get(app.url(&format!("/core/auth/callback/fop?code=c&state={state}"))).send().await.unwrap()
+    browser
+        .get(app.url(&format!("/core/auth/callback/fop?code=c&state={state}")))
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn logged_in(browser: &reqwest::Client, app: &TestApp) -> Value {
-    browser.get(app.url("/me")).send().await.unwrap().json().await.unwrap()
+    browser
+        .get(app.url("/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// One login attempt whose token response carries the ID token `make(nonce)`.
-async fn attempt(op: &FakeOp, app: &TestApp, make: impl FnOnce(&str) -> String) -> (StatusCode, Value) {
+async fn attempt(
+    op: &FakeOp,
+    app: &TestApp,
+    make: impl FnOnce(&str) -> String,
+) -> (StatusCode, Value) {
     let browser = browser();
     let (state, nonce) = begin(&browser, app).await;
-    op.op.responses.lock().unwrap().push_back(token_response(&make(&nonce), "at-1", 300));
+    op.op
+        .responses
+        .lock()
+        .unwrap()
+        .push_back(token_response(&make(&nonce), "at-1", 300));
     let status = finish(&browser, app, &state).await.status();
     (status, logged_in(&browser, app).await)
 }
@@ -229,9 +283,19 @@ async fn forged_id_tokens_are_rejected() {
     let op = start_op(&[&key]).await;
     let app = app_for(&op, "").await;
 
-    let (status, me) = attempt(&op, &app, |nonce| signed(&key, &claims(&op, "alice", Some(nonce)))).await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "a well-formed token is accepted");
-    assert_eq!(me, json!({"loggedIn": true, "sub": "alice", "name": "alice (forged test)", "tenant": "acme"}));
+    let (status, me) = attempt(&op, &app, |nonce| {
+        signed(&key, &claims(&op, "alice", Some(nonce)))
+    })
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a well-formed token is accepted"
+    );
+    assert_eq!(
+        me,
+        json!({"loggedIn": true, "sub": "alice", "name": "alice (forged test)", "tenant": "acme"})
+    );
 
     let (status, _) = attempt(&op, &app, |nonce| {
         let mut c = claims(&op, "alice", Some(nonce));
@@ -239,43 +303,87 @@ async fn forged_id_tokens_are_rejected() {
         signed(&key, &c)
     })
     .await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "a matching at_hash is accepted");
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a matching at_hash is accepted"
+    );
 
     type Forge<'a> = Box<dyn Fn(&str) -> String + 'a>;
     let cases: Vec<(&str, Forge<'_>)> = vec![
-        ("bad signature", Box::new(|n| signed(&intruder, &claims(&op, "alice", Some(n))))),
-        ("wrong audience", Box::new(|n| {
-            let mut c = claims(&op, "alice", Some(n));
-            c["aud"] = json!("other-app");
-            signed(&key, &c)
-        })),
-        ("wrong issuer", Box::new(|n| {
-            let mut c = claims(&op, "alice", Some(n));
-            c["iss"] = json!("http://127.0.0.1:1");
-            signed(&key, &c)
-        })),
-        ("expired", Box::new(|n| {
-            let mut c = claims(&op, "alice", Some(n));
-            c["exp"] = json!(now() - 60);
-            c["iat"] = json!(now() - 120);
-            signed(&key, &c)
-        })),
-        ("alg none", Box::new(|n| jwt(json!({"alg": "none", "typ": "JWT"}), &claims(&op, "alice", Some(n)), None))),
-        ("alg none with the key id", Box::new(|n| {
-            jwt(json!({"alg": "none", "kid": "k1"}), &claims(&op, "alice", Some(n)), None)
-        })),
-        ("wrong nonce", Box::new(|_| signed(&key, &claims(&op, "alice", Some("another-nonce"))))),
-        ("missing nonce", Box::new(|_| signed(&key, &claims(&op, "alice", None)))),
-        ("wrong at_hash", Box::new(|n| {
-            let mut c = claims(&op, "alice", Some(n));
-            c["at_hash"] = json!(at_hash("another-access-token"));
-            signed(&key, &c)
-        })),
+        (
+            "bad signature",
+            Box::new(|n| signed(&intruder, &claims(&op, "alice", Some(n)))),
+        ),
+        (
+            "wrong audience",
+            Box::new(|n| {
+                let mut c = claims(&op, "alice", Some(n));
+                c["aud"] = json!("other-app");
+                signed(&key, &c)
+            }),
+        ),
+        (
+            "wrong issuer",
+            Box::new(|n| {
+                let mut c = claims(&op, "alice", Some(n));
+                c["iss"] = json!("http://127.0.0.1:1");
+                signed(&key, &c)
+            }),
+        ),
+        (
+            "expired",
+            Box::new(|n| {
+                let mut c = claims(&op, "alice", Some(n));
+                c["exp"] = json!(now() - 60);
+                c["iat"] = json!(now() - 120);
+                signed(&key, &c)
+            }),
+        ),
+        (
+            "alg none",
+            Box::new(|n| {
+                jwt(
+                    json!({"alg": "none", "typ": "JWT"}),
+                    &claims(&op, "alice", Some(n)),
+                    None,
+                )
+            }),
+        ),
+        (
+            "alg none with the key id",
+            Box::new(|n| {
+                jwt(
+                    json!({"alg": "none", "kid": "k1"}),
+                    &claims(&op, "alice", Some(n)),
+                    None,
+                )
+            }),
+        ),
+        (
+            "wrong nonce",
+            Box::new(|_| signed(&key, &claims(&op, "alice", Some("another-nonce")))),
+        ),
+        (
+            "missing nonce",
+            Box::new(|_| signed(&key, &claims(&op, "alice", None))),
+        ),
+        (
+            "wrong at_hash",
+            Box::new(|n| {
+                let mut c = claims(&op, "alice", Some(n));
+                c["at_hash"] = json!(at_hash("another-access-token"));
+                signed(&key, &c)
+            }),
+        ),
         ("not a JWT", Box::new(|_| "garbage".to_owned())),
     ];
     for (name, forge) in cases {
         let (status, me) = attempt(&op, &app, |nonce| forge(nonce)).await;
-        assert!(status.is_client_error() || status.is_server_error(), "{name}: answered {status}");
+        assert!(
+            status.is_client_error() || status.is_server_error(),
+            "{name}: answered {status}"
+        );
         assert_eq!(me["loggedIn"], false, "{name}: must not log in");
     }
 }
@@ -286,11 +394,18 @@ async fn an_unknown_key_id_triggers_one_rate_limited_refetch() {
     let rotated = Key::new("k2");
     let op = start_op(&[&key]).await;
     let app = app_for(&op, "").await;
-    assert_eq!(op.op.jwks_hits.load(Ordering::SeqCst), 1, "keys fetched at discovery");
+    assert_eq!(
+        op.op.jwks_hits.load(Ordering::SeqCst),
+        1,
+        "keys fetched at discovery"
+    );
 
     // The provider rotates to k2 and publishes it: the first k2 token makes the app refetch.
     *op.op.jwks.lock().unwrap() = jwks_of(&[&key, &rotated]);
-    let (status, me) = attempt(&op, &app, |n| signed(&rotated, &claims(&op, "alice", Some(n)))).await;
+    let (status, me) = attempt(&op, &app, |n| {
+        signed(&rotated, &claims(&op, "alice", Some(n)))
+    })
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(me["loggedIn"], true);
     assert_eq!(op.op.jwks_hits.load(Ordering::SeqCst), 2, "one refetch");
@@ -298,11 +413,18 @@ async fn an_unknown_key_id_triggers_one_rate_limited_refetch() {
     // Tokens signed with keys nobody published: no refetch storm, no login.
     for kid in ["k3", "k4"] {
         let stranger = Key::new(kid);
-        let (status, me) = attempt(&op, &app, |n| signed(&stranger, &claims(&op, "alice", Some(n)))).await;
+        let (status, me) = attempt(&op, &app, |n| {
+            signed(&stranger, &claims(&op, "alice", Some(n)))
+        })
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{kid}");
         assert_eq!(me["loggedIn"], false);
     }
-    assert_eq!(op.op.jwks_hits.load(Ordering::SeqCst), 2, "refetching is rate-limited");
+    assert_eq!(
+        op.op.jwks_hits.load(Ordering::SeqCst),
+        2,
+        "refetching is rate-limited"
+    );
 }
 
 #[actix_web::test]
@@ -321,10 +443,17 @@ async fn states_are_one_time_several_can_be_live_and_they_expire() {
             "at-1",
             300,
         ));
-        assert_eq!(finish(&browser, &app, state).await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            finish(&browser, &app, state).await.status(),
+            StatusCode::SEE_OTHER
+        );
     }
     let reused = finish(&browser, &app, &state1).await;
-    assert_eq!(reused.status(), StatusCode::BAD_REQUEST, "a state is used once");
+    assert_eq!(
+        reused.status(),
+        StatusCode::BAD_REQUEST,
+        "a state is used once"
+    );
 
     // A state older than stateLifeTime is refused.
     let (state, _) = begin(&browser, &app).await;
@@ -336,7 +465,9 @@ async fn states_are_one_time_several_can_be_live_and_they_expire() {
     // A callback naming another issuer (RFC 9207 `iss`) is refused.
     let (state, _) = begin(&browser, &app).await;
     let mixed = browser
-        .get(app.url(&format!("/core/auth/callback/fop?code=c&state={state}&iss=http%3A%2F%2Fevil.example")))
+        .get(app.url(&format!(
+            "/core/auth/callback/fop?code=c&state={state}&iss=http%3A%2F%2Fevil.example"
+        )))
         .send()
         .await
         .unwrap();
@@ -363,10 +494,23 @@ async fn a_refreshed_id_token_may_omit_the_nonce_but_must_not_change_it_or_the_s
             "at-1",
             1,
         ));
-        assert_eq!(finish(&browser, &app, &state).await.status(), StatusCode::SEE_OTHER, "{case}");
-        let refreshed_nonce = refreshed_nonce.map(|n| if n == "LOGIN" { nonce.clone() } else { n.to_owned() });
+        assert_eq!(
+            finish(&browser, &app, &state).await.status(),
+            StatusCode::SEE_OTHER,
+            "{case}"
+        );
+        let refreshed_nonce = refreshed_nonce.map(|n| {
+            if n == "LOGIN" {
+                nonce.clone()
+            } else {
+                n.to_owned()
+            }
+        });
         op.op.responses.lock().unwrap().push_back(token_response(
-            &signed(&key, &claims(&op, refreshed_sub, refreshed_nonce.as_deref())),
+            &signed(
+                &key,
+                &claims(&op, refreshed_sub, refreshed_nonce.as_deref()),
+            ),
             "at-2",
             300,
         ));
@@ -374,12 +518,24 @@ async fn a_refreshed_id_token_may_omit_the_nonce_but_must_not_change_it_or_the_s
         let access = browser.get(app.url("/access")).send().await.unwrap();
         if stays {
             assert_eq!(access.status(), StatusCode::OK, "{case}");
-            assert_eq!(access.text().await.unwrap(), "at-2", "{case}: the refreshed token is used");
+            assert_eq!(
+                access.text().await.unwrap(),
+                "at-2",
+                "{case}: the refreshed token is used"
+            );
             let again = browser.get(app.url("/access")).send().await.unwrap();
-            assert_eq!(again.text().await.unwrap(), "at-2", "{case}: and was written back");
+            assert_eq!(
+                again.text().await.unwrap(),
+                "at-2",
+                "{case}: and was written back"
+            );
         } else {
             assert_eq!(access.status(), StatusCode::UNAUTHORIZED, "{case}");
-            assert_eq!(logged_in(&browser, &app).await["loggedIn"], false, "{case}: logged out");
+            assert_eq!(
+                logged_in(&browser, &app).await["loggedIn"],
+                false,
+                "{case}: logged out"
+            );
         }
     }
 }

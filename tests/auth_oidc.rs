@@ -77,7 +77,10 @@ async fn sid(session: Session) -> HttpResponse {
 }
 
 /// Calls the provider's protected API (`?url=`) with the user's access token.
-async fn api(auth: AuthManager, query: web::Query<std::collections::HashMap<String, String>>) -> Result<HttpResponse, AuthError> {
+async fn api(
+    auth: AuthManager,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, AuthError> {
     let client = auth.http_client().await?;
     let response = client.get(query["url"].as_str()).send().await?;
     let status = response.status().as_u16();
@@ -87,7 +90,9 @@ async fn api(auth: AuthManager, query: web::Query<std::collections::HashMap<Stri
 
 /// The access token as stored in the session right now (no refresh), hashed.
 async fn stored_token(session: Session) -> HttpResponse {
-    let data = session.load::<OidcSessionData>(&oidc_session_key(BROKER)).unwrap();
+    let data = session
+        .load::<OidcSessionData>(&oidc_session_key(BROKER))
+        .unwrap();
     HttpResponse::Ok().json(json!({
         "token": data.as_ref().map(|d| hex_sha256(&d.access_token)),
         "hasRefreshToken": data.as_ref().map(|d| d.refresh_token.is_some()),
@@ -96,7 +101,8 @@ async fn stored_token(session: Session) -> HttpResponse {
 
 async fn id_token(auth: AuthManager) -> Result<HttpResponse, AuthError> {
     let token = auth.id_token().await?;
-    Ok(HttpResponse::Ok().json(json!({ "claims": token.claims(), "rawParts": token.raw().split('.').count() })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "claims": token.claims(), "rawParts": token.raw().split('.').count() })))
 }
 
 async fn private(login: Authenticated) -> HttpResponse {
@@ -155,7 +161,11 @@ async fn setup(options: ProviderOptions) -> Setup {
         routes,
     )
     .await;
-    Setup { provider, app, logins }
+    Setup {
+        provider,
+        app,
+        logins,
+    }
 }
 
 async fn get_json(browser: &reqwest::Client, url: &str) -> Value {
@@ -178,9 +188,15 @@ async fn start_login(browser: &reqwest::Client, app: &TestApp, redirect: &str) -
 /// A whole login as `user`; returns the app's answer to the callback.
 async fn login(browser: &reqwest::Client, setup: &Setup, user: &str) -> reqwest::Response {
     let authorize = start_login(browser, &setup.app, "/me").await;
-    assert!(authorize.starts_with(&setup.provider.issuer()), "{authorize}");
+    assert!(
+        authorize.starts_with(&setup.provider.issuer()),
+        "{authorize}"
+    );
     let callback = login_at_provider(browser, &setup.provider.issuer(), &authorize, user).await;
-    assert!(callback.starts_with(&setup.app.url("/core/auth/callback/op?")), "{callback}");
+    assert!(
+        callback.starts_with(&setup.app.url("/core/auth/callback/op?")),
+        "{callback}"
+    );
     browser.get(&callback).send().await.expect("GET callback")
 }
 
@@ -194,19 +210,40 @@ async fn full_login_maps_claims_renews_the_session_and_runs_the_listener_once() 
 
     browser.get(setup.app.url("/touch")).send().await.unwrap();
     let before = get_json(&browser, &setup.app.url("/sid")).await["idHash"].clone();
-    assert_eq!(before.as_str().map(str::len), Some(64), "a session exists before the login");
+    assert_eq!(
+        before.as_str().map(str::len),
+        Some(64),
+        "a session exists before the login"
+    );
 
     let authorize = start_login(&browser, &setup.app, "/me").await;
     for (param, value) in [("code_challenge_method", "S256"), ("response_type", "code")] {
-        assert!(authorize.contains(&format!("{param}={value}")), "{authorize}");
+        assert!(
+            authorize.contains(&format!("{param}={value}")),
+            "{authorize}"
+        );
     }
-    for param in ["state=", "nonce=", "code_challenge=", "prompt=consent", "offline_access"] {
+    for param in [
+        "state=",
+        "nonce=",
+        "code_challenge=",
+        "prompt=consent",
+        "offline_access",
+    ] {
         assert!(authorize.contains(param), "{param} missing in {authorize}");
     }
     let callback = login_at_provider(&browser, &setup.provider.issuer(), &authorize, "alice").await;
     let done = browser.get(&callback).send().await.unwrap();
-    assert_eq!(done.status(), StatusCode::SEE_OTHER, "{}", setup.provider.log());
-    assert_eq!(location(&done).as_deref(), Some(setup.app.url("/me").as_str()));
+    assert_eq!(
+        done.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        setup.provider.log()
+    );
+    assert_eq!(
+        location(&done).as_deref(),
+        Some(setup.app.url("/me").as_str())
+    );
 
     let me = get_json(&browser, &setup.app.url("/me")).await;
     assert_eq!(
@@ -223,11 +260,26 @@ async fn full_login_maps_claims_renews_the_session_and_runs_the_listener_once() 
     );
 
     let session = get_json(&browser, &setup.app.url("/sid")).await;
-    assert_ne!(session["idHash"], before, "login must give the session a new ID");
+    assert_ne!(
+        session["idHash"], before,
+        "login must give the session a new ID"
+    );
     assert_eq!(session["visited"], true, "the session keeps its data");
-    assert_eq!(session["cart"], Value::Null, "the listener moved the guest cart");
-    assert_eq!(session["userCart"], json!(["apple"]), "the listener's change persisted");
-    assert_eq!(setup.logins.load(Ordering::SeqCst), 1, "one login, one event");
+    assert_eq!(
+        session["cart"],
+        Value::Null,
+        "the listener moved the guest cart"
+    );
+    assert_eq!(
+        session["userCart"],
+        json!(["apple"]),
+        "the listener's change persisted"
+    );
+    assert_eq!(
+        setup.logins.load(Ordering::SeqCst),
+        1,
+        "one login, one event"
+    );
 
     let token = get_json(&browser, &setup.app.url("/idtoken")).await;
     assert_eq!(token["claims"]["iss"], setup.provider.issuer());
@@ -247,7 +299,10 @@ async fn full_login_maps_claims_renews_the_session_and_runs_the_listener_once() 
 
     // Another browser logs in as bob.
     let other = support::oidc::browser();
-    assert_eq!(login(&other, &setup, "bob").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        login(&other, &setup, "bob").await.status(),
+        StatusCode::SEE_OTHER
+    );
     let me = get_json(&other, &setup.app.url("/me")).await;
     assert_eq!(me["user"]["sub"], "bob");
     assert_eq!(me["user"]["groups"], json!(["staff"]));
@@ -261,23 +316,44 @@ async fn http_client_calls_a_protected_api_with_the_bearer_token() {
 
     let anonymous = browser();
     let refused = anonymous.get(setup.app.url(&whoami)).send().await.unwrap();
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "not logged in is a 401");
-    let private = anonymous.get(setup.app.url("/private")).send().await.unwrap();
-    assert_eq!(private.status(), StatusCode::UNAUTHORIZED, "an API request gets a 401");
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNAUTHORIZED,
+        "not logged in is a 401"
+    );
+    let private = anonymous
+        .get(setup.app.url("/private"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        private.status(),
+        StatusCode::UNAUTHORIZED,
+        "an API request gets a 401"
+    );
     let private = anonymous
         .get(setup.app.url("/private?x=1"))
         .header("Accept", "text/html")
         .send()
         .await
         .unwrap();
-    assert_eq!(private.status(), StatusCode::SEE_OTHER, "a browser is sent to the login");
+    assert_eq!(
+        private.status(),
+        StatusCode::SEE_OTHER,
+        "a browser is sent to the login"
+    );
     assert_eq!(
         location(&private).unwrap(),
-        setup.app.url("/core/auth/login/op?redirecturl=%2Fprivate%3Fx%3D1")
+        setup
+            .app
+            .url("/core/auth/login/op?redirecturl=%2Fprivate%3Fx%3D1")
     );
 
     let browser = browser();
-    assert_eq!(login(&browser, &setup, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        login(&browser, &setup, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
     let called = get_json(&browser, &setup.app.url(&whoami)).await;
     assert_eq!(called["status"], 200, "{called}");
     assert_eq!(called["body"]["sub"], "alice");
@@ -286,74 +362,142 @@ async fn http_client_calls_a_protected_api_with_the_bearer_token() {
 
 #[actix_web::test]
 async fn an_expired_access_token_is_refreshed_and_written_back_and_a_refused_refresh_logs_out() {
-    let mut setup =
-        setup(ProviderOptions { access_token_ttl: 2, ..ProviderOptions::default() }).await;
+    let mut setup = setup(ProviderOptions {
+        access_token_ttl: 2,
+        ..ProviderOptions::default()
+    })
+    .await;
     let whoami = format!("/api?url={}", setup.provider.whoami_url());
     let browser = browser();
-    assert_eq!(login(&browser, &setup, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        login(&browser, &setup, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
 
     let first = get_json(&browser, &setup.app.url("/stored-token")).await;
-    assert_eq!(first["hasRefreshToken"], true, "offline_access gave a refresh token");
-    assert_eq!(get_json(&browser, &setup.app.url(&whoami)).await["status"], 200);
+    assert_eq!(
+        first["hasRefreshToken"], true,
+        "offline_access gave a refresh token"
+    );
+    assert_eq!(
+        get_json(&browser, &setup.app.url(&whoami)).await["status"],
+        200
+    );
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let called = get_json(&browser, &setup.app.url(&whoami)).await;
-    assert_eq!(called["status"], 200, "the expired token was refreshed before the call: {called}");
+    assert_eq!(
+        called["status"], 200,
+        "the expired token was refreshed before the call: {called}"
+    );
     assert_eq!(called["body"]["sub"], "alice");
     let second = get_json(&browser, &setup.app.url("/stored-token")).await;
-    assert_ne!(second["token"], first["token"], "the new access token was written back");
-    assert_eq!(get_json(&browser, &setup.app.url("/me")).await["user"]["sub"], "alice");
+    assert_ne!(
+        second["token"], first["token"],
+        "the new access token was written back"
+    );
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/me")).await["user"]["sub"],
+        "alice"
+    );
 
     // The provider forgets every grant (and changes its key): the next refresh is refused.
     setup.provider.restart();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let refused = browser.get(setup.app.url(&whoami)).send().await.unwrap();
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "a refused refresh is 'not logged in'");
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNAUTHORIZED,
+        "a refused refresh is 'not logged in'"
+    );
     let me = get_json(&browser, &setup.app.url("/me")).await;
     assert_eq!(me["loggedIn"], false, "a refused refresh logs the user out");
-    assert_eq!(get_json(&browser, &setup.app.url("/stored-token")).await["token"], Value::Null);
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/stored-token")).await["token"],
+        Value::Null
+    );
 }
 
 #[actix_web::test]
 async fn logout_ends_the_session_locally_and_at_the_provider() {
     let setup = setup(ProviderOptions::default()).await;
     let browser = browser();
-    assert_eq!(login(&browser, &setup, "alice").await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(get_json(&browser, &setup.app.url("/me")).await["loggedIn"], true);
+    assert_eq!(
+        login(&browser, &setup, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/me")).await["loggedIn"],
+        true
+    );
 
-    let logout = browser.get(setup.app.url("/core/auth/logout?redirecturl=/me")).send().await.unwrap();
+    let logout = browser
+        .get(setup.app.url("/core/auth/logout?redirecturl=/me"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&logout).unwrap(), setup.app.url("/core/auth/logoutCallback"));
+    assert_eq!(
+        location(&logout).unwrap(),
+        setup.app.url("/core/auth/logoutCallback")
+    );
     // Already logged out locally, before the provider was visited.
-    assert_eq!(get_json(&browser, &setup.app.url("/me")).await["loggedIn"], false);
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/me")).await["loggedIn"],
+        false
+    );
 
-    let to_provider = browser.get(setup.app.url("/core/auth/logoutCallback")).send().await.unwrap();
+    let to_provider = browser
+        .get(setup.app.url("/core/auth/logoutCallback"))
+        .send()
+        .await
+        .unwrap();
     let end_session = location(&to_provider).unwrap();
     let end_url = url::Url::parse(&end_session).unwrap();
     assert_eq!(end_url.path(), "/session/end");
     let params: std::collections::HashMap<_, _> = end_url.query_pairs().into_owned().collect();
-    assert_eq!(params["post_logout_redirect_uri"], setup.app.url("/core/auth/logoutCallback"));
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        setup.app.url("/core/auth/logoutCallback")
+    );
     assert_eq!(params["id_token_hint"].split('.').count(), 3);
     assert_eq!(params["client_id"], "app");
 
     let back = confirm_logout_at_provider(&browser, &end_session).await;
-    assert!(back.starts_with(&setup.app.url("/core/auth/logoutCallback")), "{back}");
+    assert!(
+        back.starts_with(&setup.app.url("/core/auth/logoutCallback")),
+        "{back}"
+    );
     let last = browser.get(&back).send().await.unwrap();
     assert_eq!(last.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&last).unwrap(), setup.app.url("/me"), "the post-logout target");
+    assert_eq!(
+        location(&last).unwrap(),
+        setup.app.url("/me"),
+        "the post-logout target"
+    );
 
     let session = get_json(&browser, &setup.app.url("/sid")).await;
     assert_eq!(session["idHash"], Value::Null, "the session was purged");
-    assert_eq!(get_json(&browser, &setup.app.url("/me")).await["loggedIn"], false);
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/me")).await["loggedIn"],
+        false
+    );
 
     // The provider forgot the login too: a new login shows its login form again.
     let authorize = start_login(&browser, &setup.app, "/me").await;
     let mut response = browser.get(&authorize).send().await.unwrap();
     while response.status().is_redirection() {
-        response = browser.get(location(&response).unwrap()).send().await.unwrap();
+        response = browser
+            .get(location(&response).unwrap())
+            .send()
+            .await
+            .unwrap();
     }
     let page = response.text().await.unwrap();
-    assert!(page.contains("name=\"login\""), "expected the provider's login form: {page}");
+    assert!(
+        page.contains("name=\"login\""),
+        "expected the provider's login form: {page}"
+    );
 }
 
 #[actix_web::test]
@@ -362,13 +506,21 @@ async fn callback_rejects_missing_or_wrong_state_and_a_replayed_code() {
     let callback = setup.app.url("/core/auth/callback/op");
 
     let browser = browser();
-    let missing = browser.get(format!("{callback}?code=x")).send().await.unwrap();
+    let missing = browser
+        .get(format!("{callback}?code=x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
     assert_eq!(missing.text().await.unwrap(), "no state in request");
 
     // A login in progress, then a callback with another state.
     let _authorize = start_login(&browser, &setup.app, "/me").await;
-    let wrong = browser.get(format!("{callback}?code=x&state=forged")).send().await.unwrap();
+    let wrong = browser
+        .get(format!("{callback}?code=x&state=forged"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
     assert_eq!(wrong.text().await.unwrap(), "state mismatch");
 
@@ -376,7 +528,10 @@ async fn callback_rejects_missing_or_wrong_state_and_a_replayed_code() {
     let victim = browser;
     let authorize = start_login(&victim, &setup.app, "/me").await;
     let leaked = login_at_provider(&victim, &setup.provider.issuer(), &authorize, "alice").await;
-    assert_eq!(victim.get(&leaked).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        victim.get(&leaked).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
 
     // Replaying it in the same session: the state was used up.
     let replay = victim.get(&leaked).send().await.unwrap();
@@ -404,12 +559,17 @@ async fn callback_rejects_missing_or_wrong_state_and_a_replayed_code() {
         .await
         .unwrap();
     assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(get_json(&attacker, &setup.app.url("/me")).await["loggedIn"], false);
+    assert_eq!(
+        get_json(&attacker, &setup.app.url("/me")).await["loggedIn"],
+        false
+    );
 
     // The provider's error at the callback reaches the (default) error handler.
     let _ = start_login(&attacker, &setup.app, "/me").await;
     let denied = attacker
-        .get(format!("{callback}?error=access_denied&error_description=no"))
+        .get(format!(
+            "{callback}?error=access_denied&error_description=no"
+        ))
         .send()
         .await
         .unwrap();
@@ -421,14 +581,25 @@ async fn callback_rejects_missing_or_wrong_state_and_a_replayed_code() {
 async fn a_rotated_signing_key_is_fetched_again_instead_of_failing_the_login() {
     let mut setup = setup(ProviderOptions::default()).await;
     let browser = browser();
-    assert_eq!(login(&browser, &setup, "alice").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        login(&browser, &setup, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
 
     // Same issuer, new signing key (and no sessions): the app only knows the old key.
     setup.provider.restart();
     let other = support::oidc::browser();
     let done = login(&other, &setup, "bob").await;
-    assert_eq!(done.status(), StatusCode::SEE_OTHER, "{}", done.text().await.unwrap());
-    assert_eq!(get_json(&other, &setup.app.url("/me")).await["user"]["sub"], "bob");
+    assert_eq!(
+        done.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        done.text().await.unwrap()
+    );
+    assert_eq!(
+        get_json(&other, &setup.app.url("/me")).await["user"]["sub"],
+        "bob"
+    );
 }
 
 #[actix_web::test]

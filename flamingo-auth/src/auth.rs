@@ -57,7 +57,8 @@ pub(crate) struct Options {
     pub(crate) jwks_refetch_interval: Duration,
 }
 
-type CallbackErrorHandler = Arc<dyn Fn(&HttpRequest, &CallbackError) -> Option<HttpResponse> + Send + Sync>;
+type CallbackErrorHandler =
+    Arc<dyn Fn(&HttpRequest, &CallbackError) -> Option<HttpResponse> + Send + Sync>;
 
 struct Inner {
     brokers: Vec<Broker>,
@@ -110,7 +111,15 @@ pub struct Auth {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("brokers", &self.inner.brokers.iter().map(|b| (b.name(), b.typ())).collect::<Vec<_>>())
+            .field(
+                "brokers",
+                &self
+                    .inner
+                    .brokers
+                    .iter()
+                    .map(|b| (b.name(), b.typ()))
+                    .collect::<Vec<_>>(),
+            )
             .field("debug", &self.inner.debug)
             .finish_non_exhaustive()
     }
@@ -146,7 +155,9 @@ pub struct AuthBuilder {
 
 impl std::fmt::Debug for AuthBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AuthBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,7 +171,9 @@ impl AuthBuilder {
     pub fn new(config: AuthConfig, sessions: &Sessions) -> Result<AuthBuilder, AuthConfigError> {
         let backend = sessions.backend();
         if !backend.can_hold_tokens() {
-            return Err(AuthConfigError::BackendCannotHoldTokens { backend: backend.name().to_owned() });
+            return Err(AuthConfigError::BackendCannotHoldTokens {
+                backend: backend.name().to_owned(),
+            });
         }
         Ok(AuthBuilder {
             config,
@@ -177,7 +190,10 @@ impl AuthBuilder {
 
     /// How OpenID Provider discovery is retried at start-up. Default: [`RetryPolicy::default`].
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry = RetryPolicy { attempts: policy.attempts.max(1), ..policy };
+        self.options.retry = RetryPolicy {
+            attempts: policy.attempts.max(1),
+            ..policy
+        };
         self
     }
 
@@ -252,7 +268,9 @@ impl AuthBuilder {
         for (index, config) in self.config.brokers.into_iter().enumerate() {
             brokers.push(Broker::build(config, index, &self.options).await?);
         }
-        let login_broker = self.login_broker.or_else(|| brokers.first().map(|b| b.name().to_owned()));
+        let login_broker = self
+            .login_broker
+            .or_else(|| brokers.first().map(|b| b.name().to_owned()));
         Ok(Auth {
             inner: Arc::new(Inner {
                 brokers,
@@ -272,7 +290,10 @@ impl Auth {
     /// # Errors
     ///
     /// As [`Auth::builder`] and [`AuthBuilder::build`].
-    pub async fn from_config(config: &config::Config, sessions: &Sessions) -> Result<Auth, AuthConfigError> {
+    pub async fn from_config(
+        config: &config::Config,
+        sessions: &Sessions,
+    ) -> Result<Auth, AuthConfigError> {
         Self::builder(config, sessions)?.build().await
     }
 
@@ -282,7 +303,10 @@ impl Auth {
     ///
     /// [`AuthConfigError::Invalid`] naming the key for bad configuration,
     /// [`AuthConfigError::BackendCannotHoldTokens`] for an unsuitable session backend.
-    pub fn builder(config: &config::Config, sessions: &Sessions) -> Result<AuthBuilder, AuthConfigError> {
+    pub fn builder(
+        config: &config::Config,
+        sessions: &Sessions,
+    ) -> Result<AuthBuilder, AuthConfigError> {
         AuthBuilder::new(AuthConfig::from_config(config)?, sessions)
     }
 
@@ -303,7 +327,9 @@ impl Auth {
         F: Fn(LoginEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        Arc::make_mut(&mut self.listeners).login.push(login_listener(listener));
+        Arc::make_mut(&mut self.listeners)
+            .login
+            .push(login_listener(listener));
         self
     }
 
@@ -323,7 +349,9 @@ impl Auth {
         F: Fn(LogoutEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        Arc::make_mut(&mut self.listeners).logout.push(logout_listener(listener));
+        Arc::make_mut(&mut self.listeners)
+            .logout
+            .push(logout_listener(listener));
         self
     }
 
@@ -358,7 +386,11 @@ impl Auth {
     /// # }
     /// ```
     pub fn brokers(&self) -> Vec<(&str, &'static str)> {
-        self.inner.brokers.iter().map(|b| (b.name(), b.typ())).collect()
+        self.inner
+            .brokers
+            .iter()
+            .map(|b| (b.name(), b.typ()))
+            .collect()
     }
 
     pub(crate) fn broker(&self, name: &str) -> Option<&Broker> {
@@ -380,7 +412,11 @@ impl Auth {
     /// Every identity of the request, in broker order (Flamingo's `IdentifyAll`). Errors of
     /// single brokers are logged and skipped.
     pub(crate) async fn identities(&self, req: &HttpRequest, session: &Session) -> Vec<Identity> {
-        let ctx = Ctx { req, session, auth: self };
+        let ctx = Ctx {
+            req,
+            session,
+            auth: self,
+        };
         let mut found = Vec::new();
         for broker in &self.inner.brokers {
             match broker.identify(&ctx).await {
@@ -394,7 +430,11 @@ impl Auth {
 
     /// The first identity of the request (Flamingo's `Identify`).
     pub(crate) async fn identify(&self, req: &HttpRequest, session: &Session) -> Option<Identity> {
-        let ctx = Ctx { req, session, auth: self };
+        let ctx = Ctx {
+            req,
+            session,
+            auth: self,
+        };
         for broker in &self.inner.brokers {
             match broker.identify(&ctx).await {
                 Ok(Some(identity)) => return Some(identity),
@@ -405,7 +445,11 @@ impl Auth {
         None
     }
 
-    pub(crate) fn handle_callback_error(&self, req: &HttpRequest, err: &CallbackError) -> HttpResponse {
+    pub(crate) fn handle_callback_error(
+        &self,
+        req: &HttpRequest,
+        err: &CallbackError,
+    ) -> HttpResponse {
         if let Some(handler) = &self.inner.callback_error_handler {
             if let Some(response) = handler(req, err) {
                 return response;
@@ -419,7 +463,9 @@ impl Auth {
             .collect();
         HttpResponse::Unauthorized()
             .content_type("text/plain; charset=utf-8")
-            .body(format!("login was not completed at the identity provider: {code}"))
+            .body(format!(
+                "login was not completed at the identity provider: {code}"
+            ))
     }
 
     pub(crate) async fn dispatch_login(&self, event: LoginEvent) {

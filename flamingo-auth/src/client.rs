@@ -40,7 +40,10 @@ impl AuthHttpClient {
 
     /// A request with any method.
     pub fn request<U: reqwest::IntoUrl>(&self, method: Method, url: U) -> AuthRequest {
-        AuthRequest { builder: self.client.request(method, url), client: self.clone() }
+        AuthRequest {
+            builder: self.client.request(method, url),
+            client: self.clone(),
+        }
     }
 
     /// A `GET` request.
@@ -81,7 +84,10 @@ pub struct AuthRequest {
 impl AuthRequest {
     /// Changes the underlying `reqwest::RequestBuilder` (headers, body, query, timeout, ...).
     pub fn map(self, f: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Self {
-        AuthRequest { builder: f(self.builder), client: self.client }
+        AuthRequest {
+            builder: f(self.builder),
+            client: self.client,
+        }
     }
 
     /// Adds a header.
@@ -108,13 +114,24 @@ impl AuthRequest {
     /// itself failed. An error status of the API is not an error: check the response.
     pub async fn send(self) -> Result<reqwest::Response, AuthError> {
         let token = self.client.manager.access_token().await?;
-        let mut request = self.builder.bearer_auth(token.secret()).build().map_err(AuthError::Request)?;
+        let mut request = self
+            .builder
+            .bearer_auth(token.secret())
+            .build()
+            .map_err(AuthError::Request)?;
         let retry = request.try_clone();
-        let response = self.client.client.execute(request).await.map_err(AuthError::Request)?;
+        let response = self
+            .client
+            .client
+            .execute(request)
+            .await
+            .map_err(AuthError::Request)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let Some(mut retry) = retry else { return Ok(response) };
+        let Some(mut retry) = retry else {
+            return Ok(response);
+        };
         tracing::debug!("API answered 401: refreshing the access token once");
         let token = match self.client.manager.refresh().await {
             Ok(token) => token,
@@ -125,8 +142,14 @@ impl AuthRequest {
         let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", token.secret())) else {
             return Ok(response);
         };
-        retry.headers_mut().insert(reqwest::header::AUTHORIZATION, value);
+        retry
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, value);
         request = retry;
-        self.client.client.execute(request).await.map_err(AuthError::Request)
+        self.client
+            .client
+            .execute(request)
+            .await
+            .map_err(AuthError::Request)
     }
 }

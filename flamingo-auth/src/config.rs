@@ -95,6 +95,8 @@ pub struct AuthConfig {
 /// One entry of `core.auth.web.broker`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// Parsed once at start-up: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum BrokerConfig {
     /// `typ: oidc`.
     Oidc(OidcConfig),
@@ -297,11 +299,19 @@ impl AuthConfig {
                 entries.sort_by_key(|(k, _)| k.parse::<usize>().unwrap_or(usize::MAX));
                 entries.into_iter().map(|(_, v)| v.clone()).collect()
             }
-            Some(_) => return Err(AuthConfigError::invalid(BROKER_KEY, "must be a list of brokers")),
+            Some(_) => {
+                return Err(AuthConfigError::invalid(
+                    BROKER_KEY,
+                    "must be a list of brokers",
+                ))
+            }
         };
         let mut parsed: Vec<BrokerConfig> = Vec::with_capacity(brokers.len());
         for (index, entry) in brokers.iter().enumerate() {
-            let node = Node { key: format!("{BROKER_KEY}[{index}]"), value: entry };
+            let node = Node {
+                key: format!("{BROKER_KEY}[{index}]"),
+                value: entry,
+            };
             let broker = parse_broker(&node)?;
             if parsed.iter().any(|b| b.name() == broker.name()) {
                 return Err(AuthConfigError::invalid(
@@ -315,13 +325,19 @@ impl AuthConfig {
             None | Some(Value::Null) => false,
             Some(value) => as_bool(DEBUG_KEY, value)?,
         };
-        Ok(AuthConfig { brokers: parsed, debug_controller })
+        Ok(AuthConfig {
+            brokers: parsed,
+            debug_controller,
+        })
     }
 }
 
 fn parse_broker(node: &Node<'_>) -> Result<BrokerConfig, AuthConfigError> {
     if !node.value.is_object() {
-        return Err(AuthConfigError::invalid(&node.key, "must be a map with `broker` and `typ`"));
+        return Err(AuthConfigError::invalid(
+            &node.key,
+            "must be a map with `broker` and `typ`",
+        ));
     }
     let broker = node.required_string("broker")?;
     if broker.is_empty() || broker.contains(['/', '?', '#']) {
@@ -410,20 +426,34 @@ fn parse_http(node: &Node<'_>, broker: String) -> Result<HttpConfig, AuthConfigE
         ));
     }
     let users = match node.child("users") {
-        Some(n) => n.string_map()?.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+        Some(n) => n
+            .string_map()?
+            .into_iter()
+            .map(|(k, v)| (k, Secret::new(v)))
+            .collect(),
         None => BTreeMap::new(),
     };
-    Ok(HttpConfig { broker, realm, users })
+    Ok(HttpConfig {
+        broker,
+        realm,
+        users,
+    })
 }
 
 fn parse_fake(node: &Node<'_>, broker: String) -> Result<FakeConfig, AuthConfigError> {
     let mut users = BTreeMap::new();
     if let Some(n) = node.child("userConfig") {
         let Value::Object(map) = n.value else {
-            return Err(AuthConfigError::invalid(&n.key, "must be a map of user name to settings"));
+            return Err(AuthConfigError::invalid(
+                &n.key,
+                "must be a map of user name to settings",
+            ));
         };
         for (name, value) in map {
-            let user = Node { key: format!("{}.{name}", n.key), value };
+            let user = Node {
+                key: format!("{}.{name}", n.key),
+                value,
+            };
             let mut fake = FakeUser::default();
             match value {
                 Value::Null => {}
@@ -447,7 +477,11 @@ fn parse_fake(node: &Node<'_>, broker: String) -> Result<FakeConfig, AuthConfigE
         match node.child(name) {
             Some(n) => {
                 let value = n.as_string()?;
-                if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                if value.is_empty()
+                    || !value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                {
                     return Err(AuthConfigError::invalid(
                         &n.key,
                         format!("{value:?} is not a usable form field name"),
@@ -464,7 +498,10 @@ fn parse_fake(node: &Node<'_>, broker: String) -> Result<FakeConfig, AuthConfigE
         validate_password: node.bool_or("validatePassword", true)?,
         username_field: field("usernameFieldId", "username")?,
         password_field: field("passwordFieldId", "password")?,
-        login_template: node.child("loginTemplate").map(|n| n.as_string()).transpose()?,
+        login_template: node
+            .child("loginTemplate")
+            .map(|n| n.as_string())
+            .transpose()?,
     })
 }
 
@@ -481,11 +518,18 @@ impl<'a> Node<'a> {
 
     /// The child `name`, matched case-insensitively; `None` when absent or null.
     fn child(&self, name: &str) -> Option<Node<'a>> {
-        let Value::Object(map) = self.value else { return None };
-        let value = map
-            .get(name)
-            .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))?;
-        (!value.is_null()).then(|| Node { key: self.child_key(name), value })
+        let Value::Object(map) = self.value else {
+            return None;
+        };
+        let value = map.get(name).or_else(|| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })?;
+        (!value.is_null()).then(|| Node {
+            key: self.child_key(name),
+            value,
+        })
     }
 
     fn required_string(&self, name: &str) -> Result<String, AuthConfigError> {
@@ -497,14 +541,20 @@ impl<'a> Node<'a> {
                 }
                 Ok(s)
             }
-            None => Err(AuthConfigError::invalid(self.child_key(name), "is required")),
+            None => Err(AuthConfigError::invalid(
+                self.child_key(name),
+                "is required",
+            )),
         }
     }
 
     fn required_url(&self, name: &str) -> Result<Url, AuthConfigError> {
         match self.child(name) {
             Some(n) => n.as_url(),
-            None => Err(AuthConfigError::invalid(self.child_key(name), "is required")),
+            None => Err(AuthConfigError::invalid(
+                self.child_key(name),
+                "is required",
+            )),
         }
     }
 
@@ -526,20 +576,28 @@ impl<'a> Node<'a> {
 
     fn as_url(&self) -> Result<Url, AuthConfigError> {
         let text = self.as_string()?;
-        let url = Url::parse(&text)
-            .map_err(|err| AuthConfigError::invalid(&self.key, format!("invalid URL {text:?}: {err}")))?;
+        let url = Url::parse(&text).map_err(|err| {
+            AuthConfigError::invalid(&self.key, format!("invalid URL {text:?}: {err}"))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(AuthConfigError::invalid(&self.key, format!("{text:?} is not an http(s) URL")));
+            return Err(AuthConfigError::invalid(
+                &self.key,
+                format!("{text:?} is not an http(s) URL"),
+            ));
         }
         Ok(url)
     }
 
     fn as_duration(&self) -> Result<Duration, AuthConfigError> {
         let text = self.as_string()?;
-        let duration = humantime::parse_duration(text.trim())
-            .map_err(|_| AuthConfigError::invalid(&self.key, format!("invalid duration {text:?}")))?;
+        let duration = humantime::parse_duration(text.trim()).map_err(|_| {
+            AuthConfigError::invalid(&self.key, format!("invalid duration {text:?}"))
+        })?;
         if duration.is_zero() {
-            return Err(AuthConfigError::invalid(&self.key, "must be longer than zero"));
+            return Err(AuthConfigError::invalid(
+                &self.key,
+                "must be longer than zero",
+            ));
         }
         Ok(duration)
     }
@@ -549,7 +607,13 @@ impl<'a> Node<'a> {
             Value::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| Node { key: format!("{}[{i}]", self.key), value: v }.as_string())
+                .map(|(i, v)| {
+                    Node {
+                        key: format!("{}[{i}]", self.key),
+                        value: v,
+                    }
+                    .as_string()
+                })
                 .collect(),
             // A comma-separated string, as environment variables give lists.
             Value::String(s) => Ok(s
@@ -557,17 +621,26 @@ impl<'a> Node<'a> {
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect()),
-            _ => Err(AuthConfigError::invalid(&self.key, "must be a list of strings")),
+            _ => Err(AuthConfigError::invalid(
+                &self.key,
+                "must be a list of strings",
+            )),
         }
     }
 
     fn string_map(&self) -> Result<BTreeMap<String, String>, AuthConfigError> {
         let Value::Object(map) = self.value else {
-            return Err(AuthConfigError::invalid(&self.key, "must be a map of strings"));
+            return Err(AuthConfigError::invalid(
+                &self.key,
+                "must be a map of strings",
+            ));
         };
         map.iter()
             .map(|(k, v)| {
-                let n = Node { key: format!("{}.{k}", self.key), value: v };
+                let n = Node {
+                    key: format!("{}.{k}", self.key),
+                    value: v,
+                };
                 Ok((k.clone(), n.as_string()?))
             })
             .collect()
@@ -579,7 +652,10 @@ fn as_bool(key: &str, value: &Value) -> Result<bool, AuthConfigError> {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(AuthConfigError::invalid(key, format!("must be true or false, not {other}"))),
+        other => Err(AuthConfigError::invalid(
+            key,
+            format!("must be true or false, not {other}"),
+        )),
     }
 }
 
@@ -587,8 +663,11 @@ fn as_bool(key: &str, value: &Value) -> Result<bool, AuthConfigError> {
 fn path<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
     dotted.split('.').try_fold(root, |node, segment| {
         let map = node.as_object()?;
-        map.get(segment)
-            .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(segment)).map(|(_, v)| v))
+        map.get(segment).or_else(|| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(segment))
+                .map(|(_, v)| v)
+        })
     })
 }
 
@@ -603,7 +682,9 @@ fn expand_dotted(value: Value) -> Value {
                 let last = segments.pop().unwrap_or_default();
                 let mut target = &mut out;
                 for segment in segments {
-                    let entry = target.entry(segment.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+                    let entry = target
+                        .entry(segment.to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
                     if !entry.is_object() {
                         *entry = Value::Object(Map::new());
                     }
@@ -647,7 +728,9 @@ mod tests {
             "endpoint": "https://op.example.com"
         }]))
         .unwrap();
-        let BrokerConfig::Oidc(oidc) = &config.brokers[0] else { panic!("not oidc") };
+        let BrokerConfig::Oidc(oidc) = &config.brokers[0] else {
+            panic!("not oidc")
+        };
         assert_eq!(oidc.scopes, ["profile", "email"]);
         assert!(oidc.enable_offline_token);
         assert!(oidc.enable_end_session_endpoint);
@@ -661,28 +744,46 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            (json!([{"broker": "a", "typ": "oidc", "clientSecret": "s", "endpoint": "https://x"}]),
-             "core.auth.web.broker[0].clientID: is required"),
-            (json!([{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "https://x", "stateLifeTime": "soon"}]),
-             "core.auth.web.broker[0].stateLifeTime: invalid duration \"soon\""),
-            (json!([{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "not a url"}]),
-             "core.auth.web.broker[0].endpoint: invalid URL"),
-            (json!([{"broker": "a", "typ": "fake"}, {"broker": "a", "typ": "http"}]),
-             "core.auth.web.broker[1].broker: broker name \"a\" is configured twice"),
-            (json!([{"typ": "fake"}]), "core.auth.web.broker[0].broker: is required"),
-            (json!([{"broker": "a", "typ": "fake", "validatePassword": "maybe"}]),
-             "core.auth.web.broker[0].validatePassword: must be true or false"),
+            (
+                json!([{"broker": "a", "typ": "oidc", "clientSecret": "s", "endpoint": "https://x"}]),
+                "core.auth.web.broker[0].clientID: is required",
+            ),
+            (
+                json!([{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "https://x", "stateLifeTime": "soon"}]),
+                "core.auth.web.broker[0].stateLifeTime: invalid duration \"soon\"",
+            ),
+            (
+                json!([{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "not a url"}]),
+                "core.auth.web.broker[0].endpoint: invalid URL",
+            ),
+            (
+                json!([{"broker": "a", "typ": "fake"}, {"broker": "a", "typ": "http"}]),
+                "core.auth.web.broker[1].broker: broker name \"a\" is configured twice",
+            ),
+            (
+                json!([{"typ": "fake"}]),
+                "core.auth.web.broker[0].broker: is required",
+            ),
+            (
+                json!([{"broker": "a", "typ": "fake", "validatePassword": "maybe"}]),
+                "core.auth.web.broker[0].validatePassword: must be true or false",
+            ),
             (json!("nope"), "core.auth.web.broker: must be a list"),
         ];
         for (brokers, expected) in cases {
             let err = parse(brokers).unwrap_err().to_string();
-            assert!(err.starts_with(expected), "{err:?} does not start with {expected:?}");
+            assert!(
+                err.starts_with(expected),
+                "{err:?} does not start with {expected:?}"
+            );
         }
     }
 
     #[test]
     fn dotted_and_nested_keys_agree() {
-        let dotted = expand_dotted(json!({"core.auth.web.broker": [{"broker": "a", "typ": "fake"}], "core": {"auth": {"web": {"debugController": true}}}}));
+        let dotted = expand_dotted(
+            json!({"core.auth.web.broker": [{"broker": "a", "typ": "fake"}], "core": {"auth": {"web": {"debugController": true}}}}),
+        );
         let config = AuthConfig::from_value(&dotted).unwrap();
         assert_eq!(config.brokers[0].name(), "a");
         assert!(config.debug_controller);
@@ -696,14 +797,21 @@ mod tests {
             {"broker": "basic", "typ": "http", "users": {"admin": "pw"}}
         ]))
         .unwrap();
-        let BrokerConfig::Fake(fake) = &config.brokers[0] else { panic!() };
+        let BrokerConfig::Fake(fake) = &config.brokers[0] else {
+            panic!()
+        };
         assert!(!fake.validate_password);
         assert_eq!(fake.username_field, "user");
         assert_eq!(fake.password_field, "password");
-        assert_eq!(fake.users["alice"].password.as_ref().unwrap().expose(), "pw");
+        assert_eq!(
+            fake.users["alice"].password.as_ref().unwrap().expose(),
+            "pw"
+        );
         assert_eq!(fake.users["alice"].claims["email"], "a@x");
         assert!(fake.users["bob"].password.is_none());
-        let BrokerConfig::Http(http) = &config.brokers[1] else { panic!() };
+        let BrokerConfig::Http(http) = &config.brokers[1] else {
+            panic!()
+        };
         assert_eq!(http.realm, "basic");
         assert_eq!(http.users["admin"].expose(), "pw");
     }

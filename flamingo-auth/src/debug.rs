@@ -9,10 +9,17 @@ use flamingo_session::Session;
 use crate::Auth;
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-pub(crate) async fn page(req: HttpRequest, session: Session, auth: web::Data<Auth>) -> HttpResponse {
+pub(crate) async fn page(
+    req: HttpRequest,
+    session: Session,
+    auth: web::Data<Auth>,
+) -> HttpResponse {
     let identities = auth.identities(&req, &session).await;
     let mut html = String::from(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>core/auth debug</title></head><body>\

@@ -53,7 +53,10 @@ pub enum AuthConfigError {
 
 impl AuthConfigError {
     pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        AuthConfigError::Invalid { key: key.into(), message: message.into() }
+        AuthConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -133,7 +136,10 @@ impl AuthError {
     }
 
     pub(crate) fn provider(broker: &str, source: impl Into<BoxError>) -> Self {
-        AuthError::Provider { broker: broker.to_owned(), source: source.into() }
+        AuthError::Provider {
+            broker: broker.to_owned(),
+            source: source.into(),
+        }
     }
 }
 

@@ -60,8 +60,10 @@ pub struct LogoutEvent {
     pub broker: String,
 }
 
-pub(crate) type LoginListener = Arc<dyn Fn(LoginEvent) -> LocalBoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type LogoutListener = Arc<dyn Fn(LogoutEvent) -> LocalBoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type LoginListener =
+    Arc<dyn Fn(LoginEvent) -> LocalBoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type LogoutListener =
+    Arc<dyn Fn(LogoutEvent) -> LocalBoxFuture<'static, ()> + Send + Sync>;
 
 /// The registered listeners.
 #[derive(Default, Clone)]

@@ -10,11 +10,13 @@ use crate::{identity::Identity, user::User, Auth};
 
 /// The [`Auth`] of the app, or an error saying how to mount it.
 pub(crate) fn auth_of(req: &HttpRequest) -> Result<Auth, actix_web::Error> {
-    req.app_data::<web::Data<Auth>>().map(|data| data.get_ref().clone()).ok_or_else(|| {
-        actix_web::error::ErrorInternalServerError(
-            "flamingo-auth is not mounted: call App::configure(|cfg| auth.configure(cfg))",
-        )
-    })
+    req.app_data::<web::Data<Auth>>()
+        .map(|data| data.get_ref().clone())
+        .ok_or_else(|| {
+            actix_web::error::ErrorInternalServerError(
+                "flamingo-auth is not mounted: call App::configure(|cfg| auth.configure(cfg))",
+            )
+        })
 }
 
 impl FromRequest for User {
@@ -26,7 +28,11 @@ impl FromRequest for User {
         Box::pin(async move {
             let auth = auth_of(&req)?;
             let session = Session::from_request_ref(&req);
-            Ok(auth.identify(&req, &session).await.map(|id| User::from_identity(&id)).unwrap_or_else(User::guest))
+            Ok(auth
+                .identify(&req, &session)
+                .await
+                .map(|id| User::from_identity(&id))
+                .unwrap_or_else(User::guest))
         })
     }
 }
@@ -157,15 +163,27 @@ impl FromRequest for Authenticated {
             let auth = auth_of(&req)?;
             let session = Session::from_request_ref(&req);
             if let Some(identity) = auth.identify(&req, &session).await {
-                return Ok(Authenticated { user: User::from_identity(&identity), identity });
+                return Ok(Authenticated {
+                    user: User::from_identity(&identity),
+                    identity,
+                });
             }
             let redirect = match (wants_html(&req), auth.login_broker()) {
                 (true, Some(broker)) => {
-                    let here = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-                    let mut url = url::Url::parse("http://placeholder/").expect("static URL parses");
+                    let here = req
+                        .uri()
+                        .path_and_query()
+                        .map(|pq| pq.as_str())
+                        .unwrap_or("/");
+                    let mut url =
+                        url::Url::parse("http://placeholder/").expect("static URL parses");
                     url.set_path(&format!("/core/auth/login/{broker}"));
                     url.query_pairs_mut().append_pair("redirecturl", here);
-                    Some(format!("{}?{}", url.path(), url.query().unwrap_or_default()))
+                    Some(format!(
+                        "{}?{}",
+                        url.path(),
+                        url.query().unwrap_or_default()
+                    ))
                 }
                 _ => None,
             };

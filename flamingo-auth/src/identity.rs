@@ -45,7 +45,12 @@ impl Identity {
         kind: IdentityKind,
         claims: Map<String, Value>,
     ) -> Self {
-        Identity { broker: broker.into(), subject: subject.into(), kind, claims }
+        Identity {
+            broker: broker.into(),
+            subject: subject.into(),
+            kind,
+            claims,
+        }
     }
 
     /// The broker's name (Flamingo's `Broker()`).

@@ -26,7 +26,9 @@ pub struct IdToken {
 
 impl std::fmt::Debug for IdToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdToken").field("claims", &self.claims).finish_non_exhaustive()
+        f.debug_struct("IdToken")
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
     }
 }
 
@@ -43,7 +45,10 @@ impl IdToken {
 
     /// The `sub` claim.
     pub fn subject(&self) -> &str {
-        self.claims.get("sub").and_then(Value::as_str).unwrap_or_default()
+        self.claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// One claim.
@@ -84,7 +89,9 @@ pub struct AuthManager {
 
 impl std::fmt::Debug for AuthManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthManager").field("broker", &self.broker).finish_non_exhaustive()
+        f.debug_struct("AuthManager")
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,8 +124,15 @@ impl AuthManager {
     /// # Ok(()) }
     /// ```
     pub fn broker(&self, name: &str) -> Result<AuthManager, AuthError> {
-        self.auth.broker(name).ok_or_else(|| AuthError::UnknownBroker { broker: name.to_owned() })?;
-        Ok(AuthManager { broker: Some(name.to_owned()), ..self.clone() })
+        self.auth
+            .broker(name)
+            .ok_or_else(|| AuthError::UnknownBroker {
+                broker: name.to_owned(),
+            })?;
+        Ok(AuthManager {
+            broker: Some(name.to_owned()),
+            ..self.clone()
+        })
     }
 
     /// The configured brokers as (name, `typ`).
@@ -132,7 +146,11 @@ impl AuthManager {
     }
 
     fn ctx(&self) -> Ctx<'_> {
-        Ctx { req: &self.req, session: &self.session, auth: &self.auth }
+        Ctx {
+            req: &self.req,
+            session: &self.session,
+            auth: &self.auth,
+        }
     }
 
     /// Every identity of the request, one per broker logged in at (Flamingo's `IdentifyAll`).
@@ -149,11 +167,18 @@ impl AuthManager {
     pub async fn identity(&self) -> Result<Identity, AuthError> {
         match &self.broker {
             Some(name) => {
-                let broker = self.auth.broker(name).ok_or_else(|| AuthError::UnknownBroker { broker: name.clone() })?;
+                let broker = self
+                    .auth
+                    .broker(name)
+                    .ok_or_else(|| AuthError::UnknownBroker {
+                        broker: name.clone(),
+                    })?;
                 broker
                     .identify(&self.ctx())
                     .await?
-                    .ok_or_else(|| AuthError::NotLoggedIn { broker: Some(name.clone()) })
+                    .ok_or_else(|| AuthError::NotLoggedIn {
+                        broker: Some(name.clone()),
+                    })
             }
             None => self
                 .auth
@@ -173,7 +198,9 @@ impl AuthManager {
                     typ: other.typ(),
                     operation: "tokens",
                 }),
-                None => Err(AuthError::UnknownBroker { broker: name.clone() }),
+                None => Err(AuthError::UnknownBroker {
+                    broker: name.clone(),
+                }),
             };
         }
         let oidc: Vec<&OidcBroker> = self
@@ -198,7 +225,9 @@ impl AuthManager {
         broker
             .session(&self.ctx(), force_refresh)
             .await?
-            .ok_or_else(|| AuthError::NotLoggedIn { broker: Some(broker.name().to_owned()) })
+            .ok_or_else(|| AuthError::NotLoggedIn {
+                broker: Some(broker.name().to_owned()),
+            })
     }
 
     /// The user's ID token (Flamingo's `IDToken`), refreshed with the access token.
@@ -209,7 +238,10 @@ impl AuthManager {
     pub async fn id_token(&self) -> Result<IdToken, AuthError> {
         let data = self.data(false).await?;
         let claims = crate::broker::oidc::jwt_payload(&data.raw_id_token).unwrap_or_default();
-        Ok(IdToken { raw: data.raw_id_token, claims })
+        Ok(IdToken {
+            raw: data.raw_id_token,
+            claims,
+        })
     }
 
     /// The user's access token, refreshed first when it expired (and written back to the
@@ -243,6 +275,9 @@ impl AuthManager {
         let broker = self.oidc()?.name().to_owned();
         // Fail early when nobody is logged in.
         self.data(false).await?;
-        Ok(AuthHttpClient::new(self.auth.api_client().clone(), self.broker(&broker)?))
+        Ok(AuthHttpClient::new(
+            self.auth.api_client().clone(),
+            self.broker(&broker)?,
+        ))
     }
 }

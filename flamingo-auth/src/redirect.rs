@@ -39,7 +39,9 @@ pub(crate) fn guard(req: &HttpRequest, candidate: Option<&str>) -> String {
         }
         return candidate.to_owned();
     }
-    let Ok(url) = Url::parse(candidate) else { return root };
+    let Ok(url) = Url::parse(candidate) else {
+        return root;
+    };
     let own = base_url(req);
     let same_origin = matches!(url.scheme(), "http" | "https")
         && url.host_str() == own.host_str()
@@ -54,7 +56,10 @@ pub(crate) fn guard(req: &HttpRequest, candidate: Option<&str>) -> String {
 
 /// The login target: `redirecturl` if given, else the `Referer` header, through [`guard`].
 pub(crate) fn login_target(req: &HttpRequest, redirect_url: Option<&str>) -> String {
-    let referer = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok());
+    let referer = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok());
     guard(req, redirect_url.or(referer))
 }
 
@@ -64,14 +69,19 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn req() -> HttpRequest {
-        TestRequest::default().insert_header((header::HOST, "shop.example:8080")).to_http_request()
+        TestRequest::default()
+            .insert_header((header::HOST, "shop.example:8080"))
+            .to_http_request()
     }
 
     #[test]
     fn keeps_same_host_and_relative_targets() {
         let req = req();
         assert_eq!(guard(&req, Some("/account?x=1")), "/account?x=1");
-        assert_eq!(guard(&req, Some("http://shop.example:8080/cart")), "http://shop.example:8080/cart");
+        assert_eq!(
+            guard(&req, Some("http://shop.example:8080/cart")),
+            "http://shop.example:8080/cart"
+        );
     }
 
     #[test]
@@ -79,8 +89,15 @@ mod tests {
         let req = req();
         let root = "http://shop.example:8080/";
         for bad in [
-            "https://evil.example/", "//evil.example/x", "/\\evil.example", "http://shop.example:9999/",
-            "javascript:alert(1)", "http://user@shop.example:8080/", "/core/auth/login/x", "", "relative",
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "http://shop.example:9999/",
+            "javascript:alert(1)",
+            "http://user@shop.example:8080/",
+            "/core/auth/login/x",
+            "",
+            "relative",
             "/a\r\nSet-Cookie: x",
         ] {
             assert_eq!(guard(&req, Some(bad)), root, "{bad:?}");

@@ -44,20 +44,31 @@ pub(crate) fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
 }
 
 fn query(req: &HttpRequest) -> BTreeMap<String, String> {
-    url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn not_found(message: &'static str) -> HttpResponse {
-    HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body(message)
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body(message)
 }
 
 pub(crate) fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 /// `GET /core/auth/login/{broker}?redirecturl=`: remembers where to go afterwards (only
 /// same-host or relative targets; else the site root) and starts the broker's login.
-async fn login(req: HttpRequest, session: Session, auth: web::Data<Auth>, broker: web::Path<String>) -> HttpResponse {
+async fn login(
+    req: HttpRequest,
+    session: Session,
+    auth: web::Data<Auth>,
+    broker: web::Path<String>,
+) -> HttpResponse {
     let Some(broker) = auth.broker(&broker) else {
         return not_found("broker for login not found");
     };
@@ -66,10 +77,16 @@ async fn login(req: HttpRequest, session: Session, auth: web::Data<Auth>, broker
     if let Err(err) = session.store(REDIRECT_KEY, target) {
         return actix_web::ResponseError::error_response(&crate::AuthError::from(err));
     }
-    let ctx = Ctx { req: &req, session: &session, auth: &auth };
+    let ctx = Ctx {
+        req: &req,
+        session: &session,
+        auth: &auth,
+    };
     let span = tracing::info_span!("auth.login", broker = broker.name());
     let _entered = span.enter();
-    broker.authenticate(&ctx).unwrap_or_else(|err| actix_web::ResponseError::error_response(&err))
+    broker
+        .authenticate(&ctx)
+        .unwrap_or_else(|err| actix_web::ResponseError::error_response(&err))
 }
 
 /// `GET|POST /core/auth/callback/{broker}`: completes a login.
@@ -89,7 +106,11 @@ async fn callback(
     }
     let span = tracing::info_span!("auth.callback", broker = broker.name());
     async {
-        let ctx = Ctx { req: &req, session: &session, auth: &auth };
+        let ctx = Ctx {
+            req: &req,
+            session: &session,
+            auth: &auth,
+        };
         match broker.callback(&ctx, &params).await {
             None => not_found("broker has no callback"),
             Some(Err(response)) => response,
@@ -149,7 +170,12 @@ fn has_stored_login(session: &Session, broker: &Broker) -> bool {
     session.keys().contains(&key)
 }
 
-async fn logout(req: &HttpRequest, session: &Session, auth: &Auth, brokers: Vec<&Broker>) -> HttpResponse {
+async fn logout(
+    req: &HttpRequest,
+    session: &Session,
+    auth: &Auth,
+    brokers: Vec<&Broker>,
+) -> HttpResponse {
     let ctx = Ctx { req, session, auth };
     let target = redirect::guard(req, query(req).get("redirecturl").map(String::as_str));
     let mut queue: Vec<String> = Vec::new();
@@ -179,7 +205,11 @@ async fn logout(req: &HttpRequest, session: &Session, auth: &Auth, brokers: Vec<
         }
         return see_other(LOGOUT_CALLBACK_PATH);
     }
-    if auth.all_brokers().iter().any(|b| has_stored_login(session, b)) {
+    if auth
+        .all_brokers()
+        .iter()
+        .any(|b| has_stored_login(session, b))
+    {
         session.renew();
     } else {
         session.purge();
@@ -209,6 +239,7 @@ async fn logout_callback(req: HttpRequest, session: Session) -> HttpResponse {
         return see_other(LOGOUT_CALLBACK_PATH);
     };
     let back = redirect::absolute(&req, LOGOUT_CALLBACK_PATH);
-    url.query_pairs_mut().append_pair("post_logout_redirect_uri", back.as_str());
+    url.query_pairs_mut()
+        .append_pair("post_logout_redirect_uri", back.as_str());
     see_other(url.as_str())
 }

@@ -96,7 +96,9 @@ pub struct OidcState {
 
 impl fmt::Debug for OidcState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcState").field("created_at", &self.created_at).finish_non_exhaustive()
+        f.debug_struct("OidcState")
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
     }
 }
 

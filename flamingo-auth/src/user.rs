@@ -81,8 +81,18 @@ pub struct User {
 }
 
 const FIELDS: [&str; 12] = [
-    "sub", "name", "email", "salutation", "firstName", "lastName", "street", "zipCode", "city",
-    "dateOfBirth", "country", "groups",
+    "sub",
+    "name",
+    "email",
+    "salutation",
+    "firstName",
+    "lastName",
+    "street",
+    "zipCode",
+    "city",
+    "dateOfBirth",
+    "country",
+    "groups",
 ];
 
 impl User {
@@ -96,7 +106,10 @@ impl User {
     /// assert_eq!(guest.name, "Guest");
     /// ```
     pub fn guest() -> User {
-        User { name: "Guest".to_owned(), ..User::default() }
+        User {
+            name: "Guest".to_owned(),
+            ..User::default()
+        }
     }
 
     /// Maps an identity to a user. `sub` is the identity's subject; `name` falls back to it. For
@@ -119,7 +132,9 @@ impl User {
         let mut merged;
         let claims = match identity.kind() {
             // Access-token claims (`claims.accessToken`) fill what the ID token did not map.
-            IdentityKind::Oidc { access_token_claims } if !access_token_claims.is_empty() => {
+            IdentityKind::Oidc {
+                access_token_claims,
+            } if !access_token_claims.is_empty() => {
                 merged = identity.claims().clone();
                 for (key, value) in access_token_claims {
                     merged.entry(key.clone()).or_insert_with(|| value.clone());
@@ -180,7 +195,10 @@ impl User {
 /// let mapped = flamingo_auth::user::map_claims(&mapping, raw.as_object().unwrap());
 /// assert_eq!(mapped["name"], "al");
 /// ```
-pub fn map_claims(mapping: &BTreeMap<String, String>, raw: &Map<String, Value>) -> Map<String, Value> {
+pub fn map_claims(
+    mapping: &BTreeMap<String, String>,
+    raw: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut mapped = Map::new();
     for (field, claim_names) in mapping {
         let found = claim_names
@@ -215,8 +233,17 @@ fn claim_text(value: &Value) -> String {
 
 fn groups(value: &Value) -> Vec<String> {
     match value {
-        Value::Array(items) => items.iter().map(claim_text).filter(|g| !g.is_empty()).collect(),
-        Value::String(s) => s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(claim_text)
+            .filter(|g| !g.is_empty())
+            .collect(),
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -227,16 +254,25 @@ mod tests {
     use serde_json::json;
 
     fn mapping(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
     }
 
     #[test]
     fn default_mapping() {
         let raw = json!({"sub": "u1", "email": "u@x", "name": "U One", "groups": ["g"]});
-        let mapped = map_claims(&mapping(&[("sub", "sub"), ("email", "email"), ("name", "name")]), raw.as_object().unwrap());
+        let mapped = map_claims(
+            &mapping(&[("sub", "sub"), ("email", "email"), ("name", "name")]),
+            raw.as_object().unwrap(),
+        );
         assert_eq!(mapped.len(), 3, "only configured keys are kept");
         let user = User::from_identity(&Identity::new("b", "u1", IdentityKind::Fake, mapped));
-        assert_eq!((user.sub.as_str(), user.name.as_str(), user.email.as_str()), ("u1", "U One", "u@x"));
+        assert_eq!(
+            (user.sub.as_str(), user.name.as_str(), user.email.as_str()),
+            ("u1", "U One", "u@x")
+        );
         assert!(user.groups.is_empty());
     }
 
@@ -245,8 +281,14 @@ mod tests {
         let raw = json!({"sub": "u1", "given_name": "Ann", "family_name": "Lee", "nick": "", "login": "ann",
                          "roles": "a, b", "tier": 3});
         let mapped = map_claims(
-            &mapping(&[("firstName", "given_name"), ("lastName", "family_name"), ("name", "nick;login"),
-                       ("groups", "roles"), ("tier", "tier"), ("missing", "nothing")]),
+            &mapping(&[
+                ("firstName", "given_name"),
+                ("lastName", "family_name"),
+                ("name", "nick;login"),
+                ("groups", "roles"),
+                ("tier", "tier"),
+                ("missing", "nothing"),
+            ]),
             raw.as_object().unwrap(),
         );
         let user = User::from_identity(&Identity::new("b", "u1", IdentityKind::Fake, mapped));

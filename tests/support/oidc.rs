@@ -402,6 +402,10 @@ pub fn rsa_pem() -> String {
         )
         .output()
         .unwrap_or_else(|err| panic!("cannot run `node` ({err}): install Node.js >= 20.12"));
-    assert!(output.status.success(), "node failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).expect("PEM is text")
 }

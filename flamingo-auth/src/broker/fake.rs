@@ -44,20 +44,33 @@ impl FakeBroker {
     /// The login form (200, HTML), posting to the callback; `message` says why the last try
     /// failed.
     pub(crate) fn authenticate(&self, _ctx: &Ctx<'_>, message: Option<&str>) -> HttpResponse {
-        let template = self.config.login_template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
+        let template = self
+            .config
+            .login_template
+            .as_deref()
+            .unwrap_or(DEFAULT_TEMPLATE);
         let form_url = format!("/core/auth/callback/{}", self.config.broker);
         let body = template
             .replace("{{FormURL}}", &escape(&form_url))
             .replace("{{Message}}", &escape(message.unwrap_or_default()))
             .replace("{{UsernameID}}", &escape(&self.config.username_field))
             .replace("{{PasswordID}}", &escape(&self.config.password_field));
-        HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body)
+        HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(body)
     }
 
     /// Checks the posted form; on success stores the login. Failures re-render the form with
     /// Flamingo's messages.
-    pub(crate) fn callback(&self, ctx: &Ctx<'_>, form: &BTreeMap<String, String>) -> Result<Identity, HttpResponse> {
-        let username = form.get(&self.config.username_field).map(|s| s.trim()).unwrap_or_default();
+    pub(crate) fn callback(
+        &self,
+        ctx: &Ctx<'_>,
+        form: &BTreeMap<String, String>,
+    ) -> Result<Identity, HttpResponse> {
+        let username = form
+            .get(&self.config.username_field)
+            .map(|s| s.trim())
+            .unwrap_or_default();
         if username.is_empty() {
             return Err(self.authenticate(ctx, Some("missing username")));
         }
@@ -65,32 +78,58 @@ impl FakeBroker {
             return Err(self.authenticate(ctx, Some("invalid user")));
         };
         if self.config.validate_password {
-            let password = form.get(&self.config.password_field).map(String::as_str).unwrap_or_default();
+            let password = form
+                .get(&self.config.password_field)
+                .map(String::as_str)
+                .unwrap_or_default();
             if password.is_empty() {
                 return Err(self.authenticate(ctx, Some("missing password")));
             }
-            let expected = user.password.as_ref().map(|p| p.expose()).unwrap_or_default();
-            let same = Sha256::digest(password.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
+            let expected = user
+                .password
+                .as_ref()
+                .map(|p| p.expose())
+                .unwrap_or_default();
+            let same =
+                Sha256::digest(password.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
             if !bool::from(same) {
                 return Err(self.authenticate(ctx, Some("password mismatch")));
             }
         }
-        let data = FakeSessionData { subject: username.to_owned() };
-        if ctx.session.store(&fake_session_key(&self.config.broker), data).is_err() {
+        let data = FakeSessionData {
+            subject: username.to_owned(),
+        };
+        if ctx
+            .session
+            .store(&fake_session_key(&self.config.broker), data)
+            .is_err()
+        {
             return Err(self.authenticate(ctx, Some("identity not saved in session")));
         }
         Ok(self.identity_of(username))
     }
 
     pub(crate) fn identify(&self, ctx: &Ctx<'_>) -> Option<Identity> {
-        let data = ctx.session.try_load::<FakeSessionData>(&fake_session_key(&self.config.broker))?;
+        let data = ctx
+            .session
+            .try_load::<FakeSessionData>(&fake_session_key(&self.config.broker))?;
         // A user removed from the config is logged out.
-        self.config.users.contains_key(&data.subject).then(|| self.identity_of(&data.subject))
+        self.config
+            .users
+            .contains_key(&data.subject)
+            .then(|| self.identity_of(&data.subject))
     }
 
     fn identity_of(&self, username: &str) -> Identity {
-        let mut claims = self.config.users.get(username).map(|u| u.claims.clone()).unwrap_or_default();
-        claims.entry("sub").or_insert_with(|| Value::String(username.to_owned()));
+        let mut claims = self
+            .config
+            .users
+            .get(username)
+            .map(|u| u.claims.clone())
+            .unwrap_or_default();
+        claims
+            .entry("sub")
+            .or_insert_with(|| Value::String(username.to_owned()));
         Identity::new(&self.config.broker, username, IdentityKind::Fake, claims)
     }
 

@@ -46,7 +46,9 @@ impl HttpBroker {
         if !scheme.eq_ignore_ascii_case("basic") {
             return None;
         }
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (user, password) = decoded.split_once(':')?;
         let (user_digest, password_digest) = (digest(user), digest(password));
@@ -58,16 +60,26 @@ impl HttpBroker {
             }
         }
         let name = matched?;
-        Some(Identity::new(&self.config.broker, name, IdentityKind::Http, Default::default()))
+        Some(Identity::new(
+            &self.config.broker,
+            name,
+            IdentityKind::Http,
+            Default::default(),
+        ))
     }
 
     /// The login route: with valid credentials, go to the stored target; otherwise ask the
     /// browser for them (401 with `WWW-Authenticate`).
     pub(crate) fn authenticate(&self, ctx: &Ctx<'_>) -> HttpResponse {
         if self.identify(ctx.req).is_some() {
-            let target = ctx.session.try_load::<String>(REDIRECT_KEY).unwrap_or_else(|| "/".to_owned());
+            let target = ctx
+                .session
+                .try_load::<String>(REDIRECT_KEY)
+                .unwrap_or_else(|| "/".to_owned());
             ctx.session.delete(REDIRECT_KEY);
-            return HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish();
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target))
+                .finish();
         }
         self.challenge()
     }
@@ -94,24 +106,43 @@ mod tests {
         HttpBroker::new(HttpConfig {
             broker: "basic".into(),
             realm: "intranet".into(),
-            users: [("admin".to_owned(), Secret::new("pw1")), ("bob".to_owned(), Secret::new("pw2"))].into(),
+            users: [
+                ("admin".to_owned(), Secret::new("pw1")),
+                ("bob".to_owned(), Secret::new("pw2")),
+            ]
+            .into(),
         })
     }
 
     fn basic(user: &str, password: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
     }
 
     #[test]
     fn right_and_wrong_credentials() {
         let b = broker();
-        for (user, password, ok) in
-            [("admin", "pw1", true), ("bob", "pw2", true), ("admin", "pw2", false), ("eve", "pw1", false), ("bob", "", false)]
-        {
-            let req = TestRequest::default().insert_header((header::AUTHORIZATION, basic(user, password))).to_http_request();
-            assert_eq!(b.identify(&req).map(|i| i.subject().to_owned()), ok.then(|| user.to_owned()), "{user}:{password}");
+        for (user, password, ok) in [
+            ("admin", "pw1", true),
+            ("bob", "pw2", true),
+            ("admin", "pw2", false),
+            ("eve", "pw1", false),
+            ("bob", "", false),
+        ] {
+            let req = TestRequest::default()
+                .insert_header((header::AUTHORIZATION, basic(user, password)))
+                .to_http_request();
+            assert_eq!(
+                b.identify(&req).map(|i| i.subject().to_owned()),
+                ok.then(|| user.to_owned()),
+                "{user}:{password}"
+            );
         }
-        assert!(b.identify(&TestRequest::default().to_http_request()).is_none());
+        assert!(b
+            .identify(&TestRequest::default().to_http_request())
+            .is_none());
         let challenge = b.challenge();
         assert_eq!(challenge.status(), 401);
         assert_eq!(

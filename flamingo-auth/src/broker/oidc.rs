@@ -27,10 +27,9 @@ use openidconnect::{
     },
     AccessToken, AccessTokenHash, AuthorizationCode, ClaimsVerificationError, Client, ClientId,
     ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, IdTokenFields, JsonWebKeySet, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse,
-    StandardTokenResponse,
+    ExtraTokenFields, IdTokenFields, JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError,
+    Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -193,12 +192,23 @@ impl OidcBroker {
             return None;
         }
         let state = self.provider.load();
-        state.metadata.additional_metadata().end_session_endpoint.as_ref().map(|e| e.url().clone())
+        state
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()
+            .map(|e| e.url().clone())
     }
 
     fn client_for(&self, state: &ProviderState, ctx: &Ctx<'_>) -> OidcClient {
-        let callback = redirect::absolute(ctx.req, &format!("/core/auth/callback/{}", self.config.broker));
-        state.client.clone().set_redirect_uri(RedirectUrl::from_url(callback))
+        let callback = redirect::absolute(
+            ctx.req,
+            &format!("/core/auth/callback/{}", self.config.broker),
+        );
+        state
+            .client
+            .clone()
+            .set_redirect_uri(RedirectUrl::from_url(callback))
     }
 
     /// Starts a login: stores a new state entry and redirects to the provider.
@@ -207,14 +217,22 @@ impl OidcBroker {
         let client = self.client_for(&state, ctx);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
-            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
             .set_pkce_challenge(challenge);
         for scope in self.config.scopes.iter().filter(|s| s.as_str() != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
-        if self.config.enable_offline_token && !self.config.scopes.iter().any(|s| s == "offline_access") {
+        if self.config.enable_offline_token
+            && !self.config.scopes.iter().any(|s| s == "offline_access")
+        {
             // OpenID Connect Core 11: offline_access needs prompt=consent.
-            request = request.add_scope(Scope::new("offline_access".to_owned())).add_prompt(CoreAuthPrompt::Consent);
+            request = request
+                .add_scope(Scope::new("offline_access".to_owned()))
+                .add_prompt(CoreAuthPrompt::Consent);
         }
         if let Some(claims) = self.config.request_claims.to_parameter() {
             request = request.add_extra_param("claims", claims);
@@ -234,7 +252,9 @@ impl OidcBroker {
         }
         ctx.session.store(&key, states)?;
         tracing::debug!(broker = %self.config.broker, "redirecting to the OpenID Provider");
-        Ok(HttpResponse::SeeOther().insert_header(("Location", url.to_string())).finish())
+        Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", url.to_string()))
+            .finish())
     }
 
     /// The state entries of this session that have not expired.
@@ -249,14 +269,19 @@ impl OidcBroker {
                 Vec::new()
             }
         };
-        Ok(states.into_iter().filter(|s| now.saturating_sub(s.created_at) <= lifetime).collect())
+        Ok(states
+            .into_iter()
+            .filter(|s| now.saturating_sub(s.created_at) <= lifetime)
+            .collect())
     }
 
     /// Takes the state entry matching `state` (one-time use); writes back the other live ones.
     fn take_state(&self, ctx: &Ctx<'_>, state: &str) -> Result<Option<OidcState>, AuthError> {
         let key = oidc_states_key(&self.config.broker);
         let mut states = self.live_states(ctx)?;
-        let found = states.iter().position(|s| bool::from(s.state.as_bytes().ct_eq(state.as_bytes())));
+        let found = states
+            .iter()
+            .position(|s| bool::from(s.state.as_bytes().ct_eq(state.as_bytes())));
         let entry = found.map(|index| states.remove(index));
         if states.is_empty() {
             ctx.session.delete(&key);
@@ -330,7 +355,15 @@ impl OidcBroker {
             return Err(self.provider_failure("the token response has no id_token".into()));
         };
         let nonce = Nonce::new(entry.nonce.clone());
-        let claims = match self.verify(id_token, NonceCheck::Login(&nonce), response.access_token(), None).await {
+        let claims = match self
+            .verify(
+                id_token,
+                NonceCheck::Login(&nonce),
+                response.access_token(),
+                None,
+            )
+            .await
+        {
             Ok(claims) => claims,
             Err(err) => {
                 tracing::warn!(broker = %broker, error = %err, "ID token rejected");
@@ -339,10 +372,18 @@ impl OidcBroker {
                     .body("login failed: the ID token was rejected"));
             }
         };
-        let data = self.session_data(&response, id_token, &claims, Some(entry.nonce.clone()), None);
+        let data = self.session_data(
+            &response,
+            id_token,
+            &claims,
+            Some(entry.nonce.clone()),
+            None,
+        );
         let identity = self.identity_of(&data);
         if let Err(err) = ctx.session.store(&oidc_session_key(broker), data) {
-            return Err(actix_web::ResponseError::error_response(&AuthError::from(err)));
+            return Err(actix_web::ResponseError::error_response(&AuthError::from(
+                err,
+            )));
         }
         Ok(identity)
     }
@@ -363,13 +404,23 @@ impl OidcBroker {
         access_token: &AccessToken,
         subject: Option<&str>,
     ) -> Result<Map<String, Value>, VerifyError> {
-        let first = self.verify_with(&self.provider.load(), id_token, &nonce, access_token, subject);
+        let first = self.verify_with(
+            &self.provider.load(),
+            id_token,
+            &nonce,
+            access_token,
+            subject,
+        );
         match first {
             Err(VerifyError::Claims(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
-            ))) if self.refetch_keys().await => {
-                self.verify_with(&self.provider.load(), id_token, &nonce, access_token, subject)
-            }
+            ))) if self.refetch_keys().await => self.verify_with(
+                &self.provider.load(),
+                id_token,
+                &nonce,
+                access_token,
+                subject,
+            ),
             other => other,
         }
     }
@@ -387,20 +438,28 @@ impl OidcBroker {
             NonceCheck::Login(expected) => id_token.claims(&verifier, *expected)?,
             NonceCheck::Refresh(expected) => {
                 let expected = expected.map(str::to_owned);
-                id_token.claims(&verifier, move |got: Option<&Nonce>| match (got, expected) {
-                    (None, _) => Ok(()),
-                    (Some(got), Some(expected))
-                        if bool::from(got.secret().as_bytes().ct_eq(expected.as_bytes())) =>
-                    {
-                        Ok(())
+                id_token.claims(&verifier, move |got: Option<&Nonce>| {
+                    match (got, expected) {
+                        (None, _) => Ok(()),
+                        (Some(got), Some(expected))
+                            if bool::from(got.secret().as_bytes().ct_eq(expected.as_bytes())) =>
+                        {
+                            Ok(())
+                        }
+                        (Some(_), _) => {
+                            Err("the refreshed ID token carries another nonce".to_owned())
+                        }
                     }
-                    (Some(_), _) => Err("the refreshed ID token carries another nonce".to_owned()),
                 })?
             }
         };
         if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token.signing_alg().map_err(ClaimsVerificationError::SignatureVerification)?;
-            let key = id_token.signing_key(&verifier).map_err(ClaimsVerificationError::SignatureVerification)?;
+            let alg = id_token
+                .signing_alg()
+                .map_err(ClaimsVerificationError::SignatureVerification)?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(ClaimsVerificationError::SignatureVerification)?;
             let actual = AccessTokenHash::from_token(access_token, alg, key)
                 .map_err(|err| VerifyError::AccessTokenHashUnchecked(err.to_string()))?;
             if actual != *expected {
@@ -455,9 +514,16 @@ impl OidcBroker {
             }
         }
         OidcSessionData {
-            subject: claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            subject: claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             token_type: "Bearer".to_owned(),
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()).or(previous_refresh_token),
+            refresh_token: response
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .or(previous_refresh_token),
             expires_at: response
                 .expires_in()
                 .map(|d| issued_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
@@ -474,7 +540,9 @@ impl OidcBroker {
         Identity::new(
             self.config.broker.clone(),
             data.subject.clone(),
-            IdentityKind::Oidc { access_token_claims: data.access_token_claims.clone() },
+            IdentityKind::Oidc {
+                access_token_claims: data.access_token_claims.clone(),
+            },
             data.id_token_claims.clone(),
         )
     }
@@ -505,10 +573,17 @@ impl OidcBroker {
 
     /// The identity in the session (refreshing as [`session`](Self::session) does).
     pub(crate) async fn identify(&self, ctx: &Ctx<'_>) -> Result<Option<Identity>, AuthError> {
-        Ok(self.session(ctx, false).await?.map(|data| self.identity_of(&data)))
+        Ok(self
+            .session(ctx, false)
+            .await?
+            .map(|data| self.identity_of(&data)))
     }
 
-    async fn refresh(&self, ctx: &Ctx<'_>, data: OidcSessionData) -> Result<Option<OidcSessionData>, AuthError> {
+    async fn refresh(
+        &self,
+        ctx: &Ctx<'_>,
+        data: OidcSessionData,
+    ) -> Result<Option<OidcSessionData>, AuthError> {
         let broker = &self.config.broker;
         let key = oidc_session_key(broker);
         let Some(refresh_token) = data.refresh_token.clone() else {
@@ -546,7 +621,13 @@ impl OidcBroker {
                     )
                     .await;
                 match checked {
-                    Ok(claims) => self.session_data(&response, id_token, &claims, data.nonce.clone(), Some(refresh_token)),
+                    Ok(claims) => self.session_data(
+                        &response,
+                        id_token,
+                        &claims,
+                        data.nonce.clone(),
+                        Some(refresh_token),
+                    ),
                     Err(err) => {
                         tracing::warn!(broker = %broker, error = %err, "refreshed ID token rejected: logged out");
                         ctx.session.delete(&key);
@@ -559,10 +640,13 @@ impl OidcBroker {
                 let issued_at = now();
                 OidcSessionData {
                     access_token: response.access_token().secret().clone(),
-                    refresh_token: response.refresh_token().map(|t| t.secret().clone()).or(Some(refresh_token)),
-                    expires_at: response
-                        .expires_in()
-                        .map(|d| issued_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
+                    refresh_token: response
+                        .refresh_token()
+                        .map(|t| t.secret().clone())
+                        .or(Some(refresh_token)),
+                    expires_at: response.expires_in().map(|d| {
+                        issued_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    }),
                     issued_at,
                     ..data
                 }
@@ -593,7 +677,10 @@ impl OidcBroker {
 /// Fetches the discovery document and the keys. With `overrideIssuerURL` the document is read
 /// from `endpoint` but must name the override as its issuer.
 async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<ProviderState, BoxError> {
-    let expected_issuer = config.override_issuer_url.as_ref().unwrap_or(&config.endpoint);
+    let expected_issuer = config
+        .override_issuer_url
+        .as_ref()
+        .unwrap_or(&config.endpoint);
     let mut discovery_url = config.endpoint.clone();
     let path = discovery_url.path().trim_end_matches('/').to_owned();
     discovery_url.set_path(&format!("{path}/.well-known/openid-configuration"));
@@ -606,7 +693,10 @@ async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<Provide
     if !response.status().is_success() {
         return Err(format!("GET {discovery_url}: HTTP {}", response.status()).into());
     }
-    let body = response.bytes().await.map_err(|err| format!("GET {discovery_url}: {err}"))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| format!("GET {discovery_url}: {err}"))?;
     let metadata: ProviderMetadataWithLogout = serde_json::from_slice(&body)
         .map_err(|err| format!("{discovery_url} is not an OpenID Provider configuration: {err}"))?;
     let trim = |s: &str| s.trim_end_matches('/').to_owned();
@@ -620,7 +710,12 @@ async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<Provide
     }
     let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http)
         .await
-        .map_err(|err| format!("fetching the keys at {}: {err}", metadata.jwks_uri().as_str()))?;
+        .map_err(|err| {
+            format!(
+                "fetching the keys at {}: {err}",
+                metadata.jwks_uri().as_str()
+            )
+        })?;
     // `none` is never acceptable, whatever the provider advertises.
     let algs: Vec<CoreJwsSigningAlgorithm> = metadata
         .id_token_signing_alg_values_supported()
@@ -628,7 +723,9 @@ async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<Provide
         .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
         .cloned()
         .collect();
-    let metadata = metadata.set_jwks(jwks).set_id_token_signing_alg_values_supported(algs);
+    let metadata = metadata
+        .set_jwks(jwks)
+        .set_id_token_signing_alg_values_supported(algs);
     let client = OidcClient::from_provider_metadata(
         metadata.clone(),
         ClientId::new(config.client_id.clone()),
@@ -638,7 +735,9 @@ async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<Provide
 }
 
 fn bad_request(message: &'static str) -> HttpResponse {
-    HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(message)
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body(message)
 }
 
 /// Seconds since the Unix epoch.
@@ -652,7 +751,9 @@ pub(crate) fn now() -> i64 {
 /// Whether the access token should be refreshed now: it expired, or 90% of its lifetime (at
 /// most 30 s before the end) has passed.
 fn needs_refresh(data: &OidcSessionData) -> bool {
-    let Some(expires_at) = data.expires_at else { return false };
+    let Some(expires_at) = data.expires_at else {
+        return false;
+    };
     let lifetime = expires_at.saturating_sub(data.issued_at).max(0);
     let margin = (lifetime / 10).min(30);
     now() >= expires_at.saturating_sub(margin)
@@ -665,7 +766,9 @@ pub(crate) fn jwt_payload(token: &str) -> Option<Map<String, Value>> {
     let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
         return None;
     };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
