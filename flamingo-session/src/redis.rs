@@ -1,3 +1,813 @@
-//! TODO
-/// The Redis backend.
-pub struct RedisBackend;
+//! The Redis backend (`flamingo.session.backend: redis`): standalone Redis or Redis Cluster,
+//! and any Redis-compatible server such as Valkey.
+//!
+//! # Data model
+//!
+//! One Redis HASH per session, at `<keyPrefix><session key>` (`keyPrefix` defaults to
+//! `session:`). Each session key is a hash field whose value is the stored JSON text as it is,
+//! so `redis-cli HGETALL session:<key>` shows readable values.
+//!
+//! The hash always carries one extra field, [`CREATED_FIELD`] (`__flamingo_created`), written by
+//! every write: a Redis hash with no fields does not exist, and an empty session must. [`load`]
+//! strips it, and its name is reserved: storing a value under it is refused.
+//!
+//! # Writes
+//!
+//! Every write is one Lua script run with `EVALSHA`, so the time to live is set in the same
+//! command as the data and each change is atomic:
+//!
+//! - create: nothing happens if the key exists (a new key is drawn, up to
+//!   [`CREATE_ATTEMPTS`] times); otherwise `HSET` and `PEXPIRE`;
+//! - save, [`Replace`](SessionChange::Replace): `DEL`, `HSET`, `PEXPIRE`;
+//! - save, [`Merge`](SessionChange::Merge): `HDEL` the removed keys, `HSET` the set ones,
+//!   `PEXPIRE`; a session that expired meanwhile is created again. The script computes the size
+//!   of the merged state first (field names plus `HSTRLEN` of each value) and writes nothing when
+//!   it exceeds `store.length`, which gives [`BackendError::TooLarge`];
+//! - touch: `PEXPIRE` (a missing session stays missing); delete: `DEL`; load: `HGETALL`.
+//!
+//! Each script touches exactly one key, hence one hash slot: all of it works on a cluster.
+//!
+//! # Connections
+//!
+//! Standalone, the backend holds `redis.idle.connections` multiplexed connections
+//! ([`ConnectionManager`]) and spreads commands over them round-robin; each connection carries
+//! any number of concurrent commands. A pool that checks a connection out per command (and
+//! PINGs it on every checkout, as deadpool-redis does) doubles the round trips and measured
+//! 3–5 times slower here. In cluster mode it holds as many
+//! [`ClusterConnection`]s, seeded from `redis.host`, which follow the cluster's slot map.
+//!
+//! `redis.timeout` bounds connecting and every command: an unreachable or stalled server gives
+//! [`BackendError::Unavailable`] within it, never a hang. After an outage each connection
+//! reconnects on its next use; a command that finds its connection dropped (Redis restarted) is
+//! sent once more on the fresh connection, so a restart costs no failed requests.
+//!
+//! TLS (`redis.tls`, or a `rediss://` URL) verifies the server certificate against the web PKI
+//! roots, or against the PEM CA in `redis.tlsCaFile`.
+//!
+//! [`load`]: SessionBackend::load
+
+use std::{
+    fmt,
+    future::Future,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use redis::{
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClientBuilder,
+    cluster_async::ClusterConnection,
+    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, ProtocolVersion, RedisConnectionInfo,
+    RedisFuture, Script, TlsCertificates, Value,
+};
+use tracing::Instrument as _;
+
+use crate::{
+    backend::{
+        check_length, generate_session_key, is_valid_session_key, key_hash, BackendError,
+        HealthStatus, SessionBackend, SessionChange, SessionState,
+    },
+    config::{ConfigError, RedisConnection, SessionConfig},
+};
+
+/// The hash field every stored session carries so that an empty session exists in Redis. It is
+/// stripped on load and reserved: a session value cannot be stored under this name.
+pub const CREATED_FIELD: &str = "__flamingo_created";
+
+/// How many fresh keys [`RedisBackend`]'s `create` tries before giving up (a collision of 256-bit
+/// random keys does not happen in practice; the bound only guards against a broken generator).
+pub const CREATE_ATTEMPTS: usize = 8;
+
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the created field, then field/value
+/// pairs. Returns 1 when written, 0 when the key already exists.
+const CREATE_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], '1')
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the created field, then field/value
+/// pairs. Returns 1.
+const REPLACE_SCRIPT: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], ARGV[2], '1')
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the created field, `ARGV[3]` the size
+/// limit (0 = none), `ARGV[4]` the number n of removed fields, `ARGV[5 .. 4+n]` those fields,
+/// then field/value pairs to set. Returns `{1, size}` when written, `{0, size}` when the merged
+/// state (`size` bytes) exceeds the limit and nothing was written.
+const MERGE_SCRIPT: &str = r"
+local key, created = KEYS[1], ARGV[2]
+local limit, removed = tonumber(ARGV[3]), tonumber(ARGV[4])
+local first_set = 5 + removed
+local size = 0
+if limit > 0 then
+  local lengths = {}
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if field ~= created then
+      lengths[field] = redis.call('HSTRLEN', key, field)
+    end
+  end
+  for i = 5, first_set - 1 do
+    lengths[ARGV[i]] = nil
+  end
+  for i = first_set, #ARGV, 2 do
+    lengths[ARGV[i]] = string.len(ARGV[i + 1])
+  end
+  for field, length in pairs(lengths) do
+    size = size + string.len(field) + length
+  end
+  if size > limit then
+    return {0, size}
+  end
+end
+for i = 5, first_set - 1 do
+  redis.call('HDEL', key, ARGV[i])
+end
+redis.call('HSET', key, created, '1')
+for i = first_set, #ARGV, 2 do
+  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', key, ARGV[1])
+return {1, size}
+";
+
+/// Why the Redis backend failed; the source of [`BackendError::Unavailable`] and
+/// [`BackendError::Other`] from this backend. Messages name the host(s), never a password or a
+/// session key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisBackendError {
+    /// The `flamingo.session.redis.*` settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The PEM CA file named by `flamingo.session.redis.tlsCaFile` could not be read.
+    #[error("flamingo.session.redis.tlsCaFile: cannot read {}: {source}", path.display())]
+    CaFile {
+        /// The configured path.
+        path: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// Connecting (and the start-up PING) failed.
+    #[error("cannot connect to Redis at {hosts} (flamingo.session.redis): {source}")]
+    Connect {
+        /// The configured host(s).
+        hosts: String,
+        /// What Redis or the network said.
+        source: redis::RedisError,
+    },
+    /// A command failed.
+    #[error("Redis at {hosts}: {operation} failed: {source}")]
+    Command {
+        /// The configured host(s).
+        hosts: String,
+        /// The backend operation, such as `load` or `save`.
+        operation: &'static str,
+        /// What Redis or the network said.
+        source: redis::RedisError,
+    },
+    /// Nothing answered within `flamingo.session.redis.timeout`.
+    #[error(
+        "Redis at {hosts}: {operation} got no answer within flamingo.session.redis.timeout \
+         ({timeout:?})"
+    )]
+    Timeout {
+        /// The configured host(s).
+        hosts: String,
+        /// The backend operation, such as `load` or `connect`.
+        operation: &'static str,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// A session value was to be stored under the reserved field name [`CREATED_FIELD`].
+    #[error("the session key {CREATED_FIELD:?} is reserved by the Redis session backend")]
+    ReservedKey,
+    /// A script answered something this backend never returns (another program wrote there).
+    #[error("Redis at {hosts}: unexpected answer to {operation}")]
+    UnexpectedReply {
+        /// The configured host(s).
+        hosts: String,
+        /// The backend operation.
+        operation: &'static str,
+    },
+}
+
+/// One connection to use for a command: cheap to clone, multiplexed.
+#[derive(Clone)]
+enum Conn {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Standalone(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+struct Scripts {
+    create: Script,
+    replace: Script,
+    merge: Script,
+}
+
+/// The Redis session backend: standalone or cluster, ACL user and password, database, TLS.
+///
+/// Build it from config with [`RedisBackend::from_config`] (or let
+/// [`Sessions`](crate::Sessions) do it for `flamingo.session.backend: redis`). The
+/// [module documentation](self) describes how sessions are stored.
+///
+/// # Examples
+///
+/// ```no_run
+/// use flamingo_session::{RedisBackend, SessionBackend, SessionConfig};
+///
+/// # async fn example() -> Result<(), flamingo_session::BackendError> {
+/// let mut config = SessionConfig::default();
+/// config.redis.host = "127.0.0.1:6379".to_owned();
+/// let backend = RedisBackend::from_config(&config).await?;
+/// assert!(backend.health().await.alive);
+/// # Ok(())
+/// # }
+/// ```
+pub struct RedisBackend {
+    connections: Vec<Conn>,
+    next: AtomicUsize,
+    scripts: Scripts,
+    key_prefix: String,
+    store_length: usize,
+    timeout: Duration,
+    hosts: String,
+    cluster: bool,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("hosts", &self.hosts)
+            .field("cluster", &self.cluster)
+            .field("connections", &self.connections.len())
+            .field("key_prefix", &self.key_prefix)
+            .field("store_length", &self.store_length)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RedisBackend {
+    /// Connects to the Redis (or Redis Cluster) that `config.redis` describes, after Flamingo's
+    /// URL-versus-key precedence ([`RedisConfig::resolve`](crate::config::RedisConfig::resolve)),
+    /// and PINGs it. Opens `redis.idle.connections` multiplexed connections; sessions are limited
+    /// to `store.length` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Other`] for invalid settings or an unreadable `redis.tlsCaFile`;
+    /// [`BackendError::Unavailable`] when Redis cannot be reached, refuses the credentials or the
+    /// TLS handshake, or does not answer within `redis.timeout`. The message names the host(s),
+    /// never the password.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use flamingo_session::{RedisBackend, SessionConfig};
+    ///
+    /// # async fn example() -> Result<(), flamingo_session::BackendError> {
+    /// let mut config = SessionConfig::default();
+    /// config.redis.url = Some("redis://app:secret@127.0.0.1:6379/3".to_owned());
+    /// config.redis.timeout = std::time::Duration::from_secs(2);
+    /// let backend = RedisBackend::from_config(&config).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn from_config(config: &SessionConfig) -> Result<Self, BackendError> {
+        let redis = &config.redis;
+        let resolved = redis
+            .resolve()
+            .map_err(|e| BackendError::other(RedisBackendError::Config(e)))?;
+        let hosts = resolved.hosts.join(",");
+        let certs = match &redis.tls_ca_file {
+            Some(path) => Some(read_ca(path).await?),
+            None => None,
+        };
+        let timeout = redis.timeout;
+        let count = redis.idle_connections.max(1);
+        let span = tracing::info_span!(
+            "flamingo_session.redis.connect",
+            hosts = %hosts,
+            cluster = redis.cluster_mode,
+            connections = count
+        );
+        let connect = async {
+            let connections = if redis.cluster_mode {
+                connect_cluster(&resolved, certs, timeout, count).await?
+            } else {
+                connect_standalone(&resolved, certs, timeout, count).await?
+            };
+            let mut first = connections[0].clone();
+            redis::cmd("PING").query_async::<()>(&mut first).await?;
+            Ok::<_, redis::RedisError>(connections)
+        };
+        let connections = match tokio::time::timeout(timeout, connect)
+            .instrument(span)
+            .await
+        {
+            Ok(Ok(connections)) => connections,
+            Ok(Err(source)) if !source.is_timeout() => {
+                return Err(BackendError::unavailable(RedisBackendError::Connect {
+                    hosts,
+                    source,
+                }))
+            }
+            // The client's own connection or response timeout (the same duration) fired first.
+            Ok(Err(_)) | Err(_) => {
+                return Err(BackendError::unavailable(RedisBackendError::Timeout {
+                    hosts,
+                    operation: "connect",
+                    timeout,
+                }))
+            }
+        };
+        let key_prefix = match redis.key_prefix.trim() {
+            "" => "session:".to_owned(),
+            prefix => prefix.to_owned(),
+        };
+        tracing::info!(
+            hosts = %hosts,
+            cluster = redis.cluster_mode,
+            connections = connections.len(),
+            key_prefix = %key_prefix,
+            "connected to Redis for sessions"
+        );
+        Ok(RedisBackend {
+            connections,
+            next: AtomicUsize::new(0),
+            scripts: Scripts {
+                create: Script::new(CREATE_SCRIPT),
+                replace: Script::new(REPLACE_SCRIPT),
+                merge: Script::new(MERGE_SCRIPT),
+            },
+            key_prefix,
+            store_length: config.store_length,
+            timeout,
+            hosts,
+            cluster: redis.cluster_mode,
+        })
+    }
+
+    /// The prefix of every session's Redis key (`redis.keyPrefix`, default `session:`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(backend: flamingo_session::RedisBackend) {
+    /// assert_eq!(backend.key_prefix(), "session:");
+    /// # }
+    /// ```
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    fn redis_key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+
+    fn connection(&self) -> Conn {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    /// Runs `command` on the next connection within the timeout. A command that fails because
+    /// its connection dropped (the connection then reconnects) is sent once more on the same
+    /// connection; every operation here is safe to repeat.
+    async fn run<T, F, Fut>(&self, operation: &'static str, command: F) -> Result<T, BackendError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.connection();
+        let attempts = async {
+            match command(conn.clone()).await {
+                Err(err) if err.is_io_error() => {
+                    tracing::debug!(error = %err, "Redis connection lost; retrying once");
+                    command(conn).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) if !source.is_timeout() => Err(self.command_error(operation, source)),
+            Ok(Err(_)) | Err(_) => Err(BackendError::unavailable(RedisBackendError::Timeout {
+                hosts: self.hosts.clone(),
+                operation,
+                timeout: self.timeout,
+            })),
+        }
+    }
+
+    fn command_error(&self, operation: &'static str, source: redis::RedisError) -> BackendError {
+        let wrong_data = matches!(
+            source.kind(),
+            ErrorKind::ResponseError
+                | ErrorKind::TypeError
+                | ErrorKind::ParseError
+                | ErrorKind::ExecAbortError
+                | ErrorKind::NoScriptError
+                | ErrorKind::CrossSlot
+                | ErrorKind::InvalidClientConfig
+        ) || (source.kind() == ErrorKind::ExtensionError
+            && !matches!(source.code(), Some("NOAUTH" | "NOPERM" | "WRONGPASS")));
+        let err = RedisBackendError::Command {
+            hosts: self.hosts.clone(),
+            operation,
+            source,
+        };
+        if wrong_data {
+            BackendError::other(err)
+        } else {
+            BackendError::unavailable(err)
+        }
+    }
+
+    fn unexpected(&self, operation: &'static str) -> BackendError {
+        BackendError::other(RedisBackendError::UnexpectedReply {
+            hosts: self.hosts.clone(),
+            operation,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionBackend for RedisBackend {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
+        if !is_valid_session_key(key) {
+            return Ok(None);
+        }
+        let span = tracing::debug_span!("flamingo_session.redis.load", session = %key_hash(key));
+        let redis_key = self.redis_key(key);
+        let fields = self
+            .run("load", |mut conn| {
+                let redis_key = &redis_key;
+                async move {
+                    redis::cmd("HGETALL")
+                        .arg(redis_key)
+                        .query_async::<Vec<(Vec<u8>, Vec<u8>)>>(&mut conn)
+                        .await
+                }
+            })
+            .instrument(span)
+            .await;
+        let fields = match fields {
+            Ok(fields) => fields,
+            Err(BackendError::Other(source)) => {
+                // WRONGTYPE: something else (an old Flamingo gob string, say) sits at the key.
+                return Err(BackendError::Corrupt(source.to_string()));
+            }
+            Err(err) => return Err(err),
+        };
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let mut state = SessionState::with_capacity(fields.len());
+        for (field, value) in fields {
+            let (Ok(field), Ok(value)) = (String::from_utf8(field), String::from_utf8(value))
+            else {
+                return Err(BackendError::Corrupt(
+                    "a stored session key or value is not UTF-8 text".to_owned(),
+                ));
+            };
+            if field != CREATED_FIELD {
+                state.insert(field, value);
+            }
+        }
+        Ok(Some(state))
+    }
+
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+        check_reserved(state.keys())?;
+        check_length(&state, self.store_length)?;
+        let span = tracing::debug_span!(
+            "flamingo_session.redis.create",
+            session = tracing::field::Empty
+        );
+        let record = span.clone();
+        async {
+            for _ in 0..CREATE_ATTEMPTS {
+                let key = generate_session_key();
+                record.record("session", tracing::field::display(key_hash(&key)));
+                let redis_key = self.redis_key(&key);
+                let written = self
+                    .run("create", |mut conn| {
+                        let mut invocation = self.scripts.create.key(&redis_key);
+                        invocation.arg(ttl_millis(ttl)).arg(CREATED_FIELD);
+                        for (field, value) in &state {
+                            invocation.arg(field).arg(value);
+                        }
+                        async move { invocation.invoke_async::<i64>(&mut conn).await }
+                    })
+                    .await?;
+                match written {
+                    1 => return Ok(key),
+                    0 => tracing::debug!("session key collision; trying another key"),
+                    _ => return Err(self.unexpected("create")),
+                }
+            }
+            Err(BackendError::other(format!(
+                "no free session key found in {CREATE_ATTEMPTS} attempts in Redis at {}",
+                self.hosts
+            )))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        change: SessionChange,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        if !is_valid_session_key(key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let span = tracing::debug_span!("flamingo_session.redis.save", session = %key_hash(key));
+        let redis_key = self.redis_key(key);
+        match change {
+            SessionChange::Replace(state) => {
+                check_reserved(state.keys())?;
+                check_length(&state, self.store_length)?;
+                self.run("save", |mut conn| {
+                    let mut invocation = self.scripts.replace.key(&redis_key);
+                    invocation.arg(ttl_millis(ttl)).arg(CREATED_FIELD);
+                    for (field, value) in &state {
+                        invocation.arg(field).arg(value);
+                    }
+                    async move { invocation.invoke_async::<i64>(&mut conn).await }
+                })
+                .instrument(span)
+                .await?;
+                Ok(())
+            }
+            SessionChange::Merge { set, remove } => {
+                check_reserved(set.keys())?;
+                // The merged state holds every set key, so this much is over the limit anyway.
+                check_length(&set, self.store_length)?;
+                let remove: Vec<String> = remove
+                    .into_iter()
+                    .filter(|field| field != CREATED_FIELD && !set.contains_key(field))
+                    .collect();
+                let (written, size) = self
+                    .run("save", |mut conn| {
+                        let mut invocation = self.scripts.merge.key(&redis_key);
+                        invocation
+                            .arg(ttl_millis(ttl))
+                            .arg(CREATED_FIELD)
+                            .arg(self.store_length)
+                            .arg(remove.len())
+                            .arg(&remove);
+                        for (field, value) in &set {
+                            invocation.arg(field).arg(value);
+                        }
+                        async move { invocation.invoke_async::<(i64, u64)>(&mut conn).await }
+                    })
+                    .instrument(span)
+                    .await?;
+                match written {
+                    1 => Ok(()),
+                    0 => Err(BackendError::TooLarge {
+                        size: usize::try_from(size).unwrap_or(usize::MAX),
+                        limit: self.store_length,
+                    }),
+                    _ => Err(self.unexpected("save")),
+                }
+            }
+        }
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
+        if !is_valid_session_key(key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let span = tracing::debug_span!("flamingo_session.redis.touch", session = %key_hash(key));
+        let redis_key = self.redis_key(key);
+        self.run("touch", |mut conn| {
+            let redis_key = &redis_key;
+            async move {
+                redis::cmd("PEXPIRE")
+                    .arg(redis_key)
+                    .arg(ttl_millis(ttl))
+                    .query_async::<i64>(&mut conn)
+                    .await
+            }
+        })
+        .instrument(span)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        if !is_valid_session_key(key) {
+            return Err(BackendError::InvalidKey);
+        }
+        let span = tracing::debug_span!("flamingo_session.redis.delete", session = %key_hash(key));
+        let redis_key = self.redis_key(key);
+        self.run("delete", |mut conn| {
+            let redis_key = &redis_key;
+            async move {
+                redis::cmd("DEL")
+                    .arg(redis_key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            }
+        })
+        .instrument(span)
+        .await?;
+        Ok(())
+    }
+
+    async fn health(&self) -> HealthStatus {
+        let span = tracing::debug_span!("flamingo_session.redis.health");
+        let ping = self
+            .run("PING", |mut conn| async move {
+                redis::cmd("PING").query_async::<()>(&mut conn).await
+            })
+            .instrument(span)
+            .await;
+        match ping {
+            Ok(()) => HealthStatus::up(),
+            Err(err) => HealthStatus::down(err.to_string()),
+        }
+    }
+}
+
+/// Refuses the reserved [`CREATED_FIELD`] as a session key.
+fn check_reserved<'a>(mut keys: impl Iterator<Item = &'a String>) -> Result<(), BackendError> {
+    if keys.any(|k| k == CREATED_FIELD) {
+        return Err(BackendError::other(RedisBackendError::ReservedKey));
+    }
+    Ok(())
+}
+
+/// A TTL in whole milliseconds, at least 1 (`PEXPIRE 0` would delete the session at once).
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+async fn read_ca(path: &Path) -> Result<TlsCertificates, BackendError> {
+    let pem = tokio::fs::read(path).await.map_err(|source| {
+        BackendError::other(RedisBackendError::CaFile {
+            path: path.to_owned(),
+            source,
+        })
+    })?;
+    Ok(TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    })
+}
+
+/// Splits a `host:port` or `[v6]:port` entry (already validated by the config).
+fn split_host(entry: &str) -> (String, u16) {
+    let (host, port) = entry.rsplit_once(':').unwrap_or((entry, "6379"));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.to_owned(), port.parse().unwrap_or(6379))
+}
+
+fn connection_info(entry: &str, resolved: &RedisConnection) -> ConnectionInfo {
+    let (host, port) = split_host(entry);
+    let addr = if resolved.tls {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
+    };
+    ConnectionInfo {
+        addr,
+        redis: RedisConnectionInfo {
+            db: resolved.database,
+            username: resolved.username.clone(),
+            password: (!resolved.password.is_empty()).then(|| resolved.password.clone()),
+            protocol: ProtocolVersion::RESP2,
+        },
+    }
+}
+
+async fn connect_standalone(
+    resolved: &RedisConnection,
+    certs: Option<TlsCertificates>,
+    timeout: Duration,
+    count: usize,
+) -> redis::RedisResult<Vec<Conn>> {
+    let info = connection_info(&resolved.hosts[0], resolved);
+    let client = match certs {
+        Some(certs) => redis::Client::build_with_tls(info, certs)?,
+        None => redis::Client::open(info)?,
+    };
+    // No retry loop inside a connection: a reconnect is one attempt, made when the connection is
+    // next used, so requests during an outage fail fast instead of queueing behind back-offs.
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout)
+        .set_number_of_retries(0);
+    let first = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+    let rest = futures_util::future::try_join_all(
+        (1..count).map(|_| ConnectionManager::new_with_config(client.clone(), config.clone())),
+    )
+    .await?;
+    Ok(std::iter::once(first)
+        .chain(rest)
+        .map(Conn::Standalone)
+        .collect())
+}
+
+async fn connect_cluster(
+    resolved: &RedisConnection,
+    certs: Option<TlsCertificates>,
+    timeout: Duration,
+    count: usize,
+) -> redis::RedisResult<Vec<Conn>> {
+    let seeds: Vec<ConnectionInfo> = resolved
+        .hosts
+        .iter()
+        .map(|host| connection_info(host, resolved))
+        .collect();
+    let mut builder = ClusterClientBuilder::new(seeds)
+        .connection_timeout(timeout)
+        .response_timeout(timeout);
+    if let Some(certs) = certs {
+        builder = builder.certs(certs);
+    }
+    let client = builder.build()?;
+    let first = client.get_async_connection().await?;
+    let rest =
+        futures_util::future::try_join_all((1..count).map(|_| client.get_async_connection()))
+            .await?;
+    Ok(std::iter::once(first)
+        .chain(rest)
+        .map(Conn::Cluster)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_split_into_name_and_port() {
+        assert_eq!(split_host("127.0.0.1:6380"), ("127.0.0.1".to_owned(), 6380));
+        assert_eq!(split_host("[::1]:7000"), ("::1".to_owned(), 7000));
+        assert_eq!(split_host("redis"), ("redis".to_owned(), 6379));
+    }
+
+    #[test]
+    fn ttl_is_never_zero() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
+    }
+}
