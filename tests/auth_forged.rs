@@ -539,3 +539,46 @@ async fn a_refreshed_id_token_may_omit_the_nonce_but_must_not_change_it_or_the_s
         }
     }
 }
+
+#[actix_web::test]
+async fn a_provider_error_reaches_the_registered_callback_error_handler() {
+    let key = Key::new("k1");
+    let op = start_op(&[&key]).await;
+    let config = format!(
+        "{SESSION_YAML}core.auth.web.broker: [{{broker: fop, typ: oidc, clientID: app, clientSecret: s, endpoint: '{}'}}]",
+        op.op.issuer
+    );
+    let app = TestApp::start(
+        free_port(),
+        &config,
+        |builder| {
+            builder.callback_error_handler(|_req, err| {
+                (err.error == "login_required").then(|| {
+                    HttpResponse::SeeOther()
+                        .insert_header(("Location", format!("/welcome?broker={}", err.broker)))
+                        .finish()
+                })
+            })
+        },
+        routes,
+    )
+    .await;
+    let browser = browser();
+    let (_state, _) = begin(&browser, &app).await;
+    let handled = browser
+        .get(app.url("/core/auth/callback/fop?error=login_required&state=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(handled.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&handled).unwrap(), app.url("/welcome?broker=fop"));
+    // Errors the handler declines get the default answer.
+    let default = browser
+        .get(app.url("/core/auth/callback/fop?error=access_denied&error_description=%3Cb%3E"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(default.status(), StatusCode::UNAUTHORIZED);
+    let body = default.text().await.unwrap();
+    assert!(body.ends_with("access_denied"), "{body}");
+}
