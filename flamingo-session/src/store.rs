@@ -113,6 +113,22 @@ fn into_change(mut state: HashMap<String, String>) -> SessionChange {
     }
 }
 
+/// Refuses a loaded state holding a value that is not JSON at all (garbage written into the
+/// store by something else): the session then starts fresh instead of failing every handler that
+/// reads it.
+fn validate(state: Option<SessionState>) -> Result<Option<SessionState>, BackendError> {
+    if let Some(state) = &state {
+        for (key, value) in state {
+            if serde_json::from_str::<serde::de::IgnoredAny>(value).is_err() {
+                return Err(BackendError::Corrupt(format!(
+                    "the value of session key {key:?} is not JSON"
+                )));
+            }
+        }
+    }
+    Ok(state)
+}
+
 fn strip_reserved(mut state: HashMap<String, String>) -> SessionState {
     state.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
     state
@@ -124,7 +140,7 @@ impl SessionStore for BackendStore {
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         let key = session_key.as_ref();
-        match self.backend.load(key).await {
+        match self.backend.load(key).await.and_then(validate) {
             Ok(Some(mut state)) => {
                 state.insert(ID_KEY.to_owned(), key.to_owned());
                 Ok(Some(state))
@@ -232,6 +248,36 @@ mod tests {
             }
             other => panic!("expected a merge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_value_that_is_not_json_makes_the_session_corrupt() {
+        actix_web::rt::System::new().block_on(async {
+            let backend = Arc::new(crate::MemoryBackend::new(10, 0));
+            let good = SessionState::from([("n".to_owned(), r#"{"t":"u8","v":1}"#.to_owned())]);
+            let mut bad = good.clone();
+            bad.insert("x".to_owned(), "garbage{".to_owned());
+            let ttl = Duration::from_secs(60);
+            let (good_key, bad_key) = (
+                backend.create(good, ttl).await.unwrap(),
+                backend.create(bad, ttl).await.unwrap(),
+            );
+            let store = BackendStore::new(backend);
+            let load = |k: String| {
+                let store = store.clone();
+                async move { store.load(&SessionKey::try_from(k).unwrap()).await }
+            };
+            assert!(matches!(
+                load(bad_key).await,
+                Err(LoadError::Deserialization(_))
+            ));
+            let state = load(good_key.clone()).await.unwrap().unwrap();
+            assert_eq!(
+                state.get(ID_KEY),
+                Some(&good_key),
+                "the ID is handed to the extractor"
+            );
+        });
     }
 
     #[test]
