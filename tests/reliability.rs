@@ -8,62 +8,13 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use support::demo::{browser, Demo};
+use support::demo::{browser, count, hundred_concurrent_keys, Demo};
 
 fn file_config(dir: &std::path::Path, extra: &str) -> String {
     format!(
         "flamingo.session.backend: file\nflamingo.session.file: {}\n{extra}",
         dir.display()
     )
-}
-
-async fn count(client: &reqwest::Client, demo: &Demo) -> u64 {
-    let res = client
-        .get(demo.url("/counter"))
-        .send()
-        .await
-        .expect("GET /counter");
-    assert_eq!(res.status(), StatusCode::OK, "{}", demo.log());
-    res.json::<serde_json::Value>().await.unwrap()["count"]
-        .as_u64()
-        .unwrap()
-}
-
-/// 100 concurrent requests on one session, each storing its own key: all 100 are kept.
-async fn hundred_concurrent_keys(demo: &Demo) -> usize {
-    let client = browser();
-    assert_eq!(count(&client, demo).await, 1);
-    let puts = (0..100).map(|i| {
-        let client = client.clone();
-        let url = demo.url(&format!("/kv/k{i}"));
-        async move {
-            client
-                .put(url)
-                .json(&serde_json::json!(i))
-                .send()
-                .await
-                .map(|r| r.status())
-        }
-    });
-    for status in join_all(puts).await {
-        assert_eq!(status.expect("PUT /kv"), StatusCode::NO_CONTENT);
-    }
-    let all: serde_json::Map<String, serde_json::Value> = client
-        .get(demo.url("/kv"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for (key, value) in &all {
-        assert_eq!(
-            key[1..].parse::<u64>().ok(),
-            value.as_u64(),
-            "a kept key holds its own value"
-        );
-    }
-    all.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

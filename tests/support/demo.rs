@@ -144,3 +144,59 @@ pub fn browser() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// `GET /counter` with this browser's cookie; asserts a 200 and returns the count.
+pub async fn count(client: &reqwest::Client, demo: &Demo) -> u64 {
+    let res = client
+        .get(demo.url("/counter"))
+        .send()
+        .await
+        .expect("GET /counter");
+    assert_eq!(res.status(), reqwest::StatusCode::OK, "{}", demo.log());
+    res.json::<serde_json::Value>().await.unwrap()["count"]
+        .as_u64()
+        .unwrap()
+}
+
+/// 100 concurrent `PUT /kv/k{i}` on one session, each storing its own key; returns how many
+/// keys `GET /kv` shows afterwards (each checked to hold its own value).
+pub async fn hundred_concurrent_keys(demo: &Demo) -> usize {
+    let client = browser();
+    assert_eq!(count(&client, demo).await, 1);
+    let puts = (0..100).map(|i| {
+        let client = client.clone();
+        let url = demo.url(&format!("/kv/k{i}"));
+        async move {
+            client
+                .put(url)
+                .json(&serde_json::json!(i))
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    for status in futures_util::future::join_all(puts).await {
+        assert_eq!(
+            status.expect("PUT /kv"),
+            reqwest::StatusCode::NO_CONTENT,
+            "{}",
+            demo.log()
+        );
+    }
+    let all: serde_json::Map<String, serde_json::Value> = client
+        .get(demo.url("/kv"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (key, value) in &all {
+        assert_eq!(
+            key[1..].parse::<u64>().ok(),
+            value.as_u64(),
+            "a kept key holds its own value"
+        );
+    }
+    all.len()
+}
