@@ -15,6 +15,11 @@
 //! - `POST /cart/items` `{"sku": "...", "qty": N}` adds to the cart; `GET /cart`; `DELETE /cart`;
 //! - `POST /flash` `{"message": "..."}`; `GET /flash` answers and pops the list;
 //! - `PUT /kv/{key}` stores a JSON value; `GET /kv` answers every key with its value;
+//! - `GET /me`: `{"loggedIn": bool, "broker": ..., "user": {"sub","name","email","groups"}}`;
+//! - `GET /api/whoami`: calls the protected API `demo.protectedApi` with the logged-in user's
+//!   access token through `AuthManager::http_client()` (401 without a login);
+//! - Flamingo's auth routes under `/core/auth/` (login, callback, logout) for the brokers in
+//!   `core.auth.web.broker` (`examples/config/fake-auth.yml`, `examples/config/oidc.yml`);
 //! - `GET /status/healthcheck`.
 
 use std::{collections::BTreeMap, net::SocketAddr};
@@ -24,7 +29,10 @@ use actix_web::{
     http::header,
     web, App, HttpRequest, HttpResponse, HttpServer,
 };
-use flamingo::session::{registry::Registry, Session, SessionError, SessionValue, Sessions};
+use flamingo::{
+    auth::{Auth, AuthError, AuthManager, Authenticated, User},
+    session::{registry::Registry, Session, SessionError, SessionValue, Sessions},
+};
 use serde::{Deserialize, Serialize};
 
 /// One line of the cart.
@@ -140,7 +148,41 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn index(session: Session) -> HttpResponse {
+async fn me(user: User) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "loggedIn": user.is_logged_in(),
+        "broker": user.broker,
+        "user": { "sub": user.sub, "name": user.name, "email": user.email, "groups": user.groups },
+    }))
+}
+
+/// The protected API the demo calls with the user's access token (`demo.protectedApi`).
+#[derive(Clone)]
+struct ProtectedApi(Option<String>);
+
+async fn whoami(
+    _login: Authenticated,
+    auth: AuthManager,
+    api: web::Data<ProtectedApi>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(url) = api.0.clone() else {
+        return Ok(HttpResponse::NotFound().body("demo.protectedApi is not configured"));
+    };
+    let client = auth.http_client().await?;
+    let response = client.get(url).send().await?;
+    let status = actix_web::http::StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let body = response.text().await.map_err(AuthError::Request)?;
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body))
+}
+
+/// The login links, one per configured broker.
+#[derive(Clone)]
+struct Brokers(Vec<String>);
+
+async fn index(session: Session, user: User, brokers: web::Data<Brokers>) -> HttpResponse {
     let flashes = session.flashes::<String>().unwrap_or_default();
     let registry = Registry::global();
     let mut rows = String::new();
@@ -176,12 +218,37 @@ async fn index(session: Session) -> HttpResponse {
             )
         })
         .collect();
+    let auth_html = if user.is_logged_in() {
+        format!(
+            "<p>Logged in as <span id=\"user-name\">{}</span> via {}. \
+             <a id=\"logout\" href=\"/core/auth/logout\">Log out</a></p>",
+            escape(&user.name),
+            escape(user.broker.as_deref().unwrap_or("?"))
+        )
+    } else if brokers.0.is_empty() {
+        "<p>No identity broker is configured: run the demo with \
+         <code>--config examples/config/fake-auth.yml</code> to log in.</p>"
+            .to_owned()
+    } else {
+        let links: String = brokers
+            .0
+            .iter()
+            .map(|b| {
+                format!(
+                    "<a class=\"login\" id=\"login-{b}\" href=\"/core/auth/login/{b}?redirecturl=/\">Log in with {b}</a> ",
+                    b = escape(b)
+                )
+            })
+            .collect();
+        format!("<p id=\"guest\">Not logged in. {links}</p>")
+    };
     let page = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Flamingo sessions demo</title>
 <style>body{{font-family:sans-serif;max-width:48rem;margin:2rem auto}}td{{padding:0 .5rem}}.flash{{background:#fde;padding:.5rem}}</style>
 </head><body>
 <h1>Flamingo sessions demo</h1>
+<div id="auth">{auth_html}</div>
 <div id="flashes">{flash_html}</div>
 <h2>Cart</h2><ul id="cart">{cart_html}</ul>
 <form id="add-item" method="post" action="/form/cart">
@@ -294,6 +361,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let config = load_config(&args.configs)?;
     let sessions = Sessions::from_config(&config).await?;
+    let auth = Auth::from_config(&config, &sessions)
+        .await?
+        .on_login(|event| async move {
+            // Login listener: greet the user; the session (and the guest's cart) survive the login.
+            let _ = event
+                .session
+                .add_flash(format!("Welcome, {}!", event.identity.subject()));
+        });
+    let brokers = Brokers(
+        auth.brokers()
+            .into_iter()
+            .map(|(name, _)| name.to_owned())
+            .collect(),
+    );
+    let protected_api = ProtectedApi(config.get_string("demo.protectedApi").ok());
     if !sessions.config().cookie.secure {
         tracing::warn!("demo: cookie.secure is off so that the demo works on plain http");
     }
@@ -311,8 +393,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .app_data(web::FormConfig::default().limit(16 * 1024))
             .configure(sessions.configure())
+            .configure(|cfg| auth.configure(cfg))
+            .app_data(web::Data::new(brokers.clone()))
+            .app_data(web::Data::new(protected_api.clone()))
             .wrap(sessions.middleware())
             .route("/", web::get().to(index))
+            .route("/me", web::get().to(me))
+            .route("/api/whoami", web::get().to(whoami))
             .route("/counter", web::get().to(counter))
             .route("/cart/items", web::post().to(add_item))
             .route("/cart", web::get().to(get_cart))

@@ -45,6 +45,12 @@ pub struct Demo {
 impl Demo {
     /// Starts the demo with `yaml` as its `--config` file and waits until it answers.
     pub fn start(yaml: &str) -> Demo {
+        Demo::start_at(free_port(), yaml)
+    }
+
+    /// Like [`Demo::start`], on a port chosen beforehand (for an OpenID Provider that must know
+    /// the app's callback URL first).
+    pub fn start_at(port: u16, yaml: &str) -> Demo {
         let mut config = tempfile::Builder::new()
             .suffix(".yml")
             .tempfile()
@@ -57,7 +63,7 @@ impl Demo {
             config,
             log,
         };
-        demo.spawn(free_port());
+        demo.spawn(port);
         demo
     }
 
