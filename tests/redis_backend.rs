@@ -459,7 +459,7 @@ async fn an_outage_is_an_error_within_the_timeout_and_the_backend_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_of_three_masters() {
-    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+    let mut cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
         .await
         .expect("start the cluster");
     let mut config = config(&cluster.hosts().join(","));
@@ -525,4 +525,51 @@ async fn a_cluster_of_three_masters() {
             Some(state(&[("i", value.as_str())]))
         );
     }
+
+    // A node goes away: its sessions are an error within the timeout; once it is back (empty:
+    // persistence is off) the same backend serves its slots again.
+    let (node, on_node) = per_node
+        .iter()
+        .enumerate()
+        .find_map(|(i, keys)| {
+            keys.first()
+                .map(|k| (i, k.trim_start_matches("session:").to_owned()))
+        })
+        .unwrap();
+    cluster.stop_node(node);
+    let started = Instant::now();
+    let err = backend.load(&on_node).await.unwrap_err();
+    assert!(matches!(err, BackendError::Unavailable(_)), "{err}");
+    assert!(
+        started.elapsed() < TIMEOUT * 3,
+        "took {:?}",
+        started.elapsed()
+    );
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart_node(node);
+        cluster
+    })
+    .await
+    .unwrap();
+    let mut recovered = None;
+    for _ in 0..20 {
+        match backend.load(&on_node).await {
+            Ok(found) => {
+                recovered = Some(found);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    assert_eq!(
+        recovered,
+        Some(None),
+        "the backend must reach the restarted node again (its data is gone)"
+    );
+    let key = backend
+        .create(state(&[("after", "1")]), config.max_age)
+        .await
+        .unwrap();
+    assert!(backend.load(&key).await.unwrap().is_some());
+    drop(cluster);
 }

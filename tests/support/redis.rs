@@ -402,4 +402,16 @@ impl RedisCluster {
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
     }
+
+    /// Stops node `index` (its slots become unreachable).
+    pub fn stop_node(&mut self, index: usize) {
+        self.nodes[index].stop();
+    }
+
+    /// Restarts node `index` on its port (it keeps its cluster identity and slots, not its
+    /// data) and waits until every node reports `cluster_state:ok` again.
+    pub fn restart_node(&mut self, index: usize) {
+        self.nodes[index].restart();
+        self.wait_until_ok();
+    }
 }
