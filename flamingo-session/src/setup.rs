@@ -187,8 +187,9 @@ async fn open_file(_: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupEr
 
 #[cfg(feature = "redis")]
 async fn open_redis(config: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupError> {
-    let _ = config;
-    Err(SetupError::NotBuilt { backend: "redis" }) // TEMP until redis.rs lands
+    Ok(Arc::new(
+        open(crate::redis::RedisBackend::from_config(config), "redis").await?,
+    ))
 }
 
 #[cfg(not(feature = "redis"))]
