@@ -252,3 +252,56 @@ async fn garbage_in_redis_starts_that_session_fresh_and_leaves_others_alone() {
         demo.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_cluster_master_fails_over_to_its_replica_and_the_app_recovers_by_itself() {
+    let mut cluster = tokio::task::spawn_blocking(|| RedisCluster::start_with_replicas(3, 1))
+        .await
+        .unwrap();
+    let demo = Demo::start(&cluster_yaml(&cluster, ""));
+    let clients: Vec<reqwest::Client> = (0..24).map(|_| browser()).collect();
+    for client in &clients {
+        count(client, &demo).await;
+        count(client, &demo).await;
+    }
+    // Let the replicas catch up, then kill one master.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let master = cluster.a_master();
+    cluster.stop_node(master);
+    let killed = Instant::now();
+    let mut failed = 0;
+    let mut recovered_after = None;
+    while killed.elapsed() < Duration::from_secs(30) {
+        let mut round_failed = 0;
+        for client in &clients {
+            let res = client
+                .get(demo.url("/counter"))
+                .send()
+                .await
+                .expect("the demo answers");
+            assert!(
+                res.status() == StatusCode::OK || res.status() == StatusCode::SERVICE_UNAVAILABLE,
+                "only 200 or 503 during a failover, got {}",
+                res.status()
+            );
+            if res.status() != StatusCode::OK {
+                round_failed += 1;
+            }
+        }
+        failed += round_failed;
+        if round_failed == 0 {
+            recovered_after = Some(killed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let recovered_after = recovered_after
+        .unwrap_or_else(|| panic!("the app did not recover within 30 s:\n{}", demo.log()));
+    println!("cluster failover: {failed} requests failed, every session served again {recovered_after:?} after the master was killed");
+    for client in &clients {
+        assert!(
+            count(client, &demo).await > 3,
+            "sessions on the failed master were kept by its replica"
+        );
+    }
+}

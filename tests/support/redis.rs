@@ -167,7 +167,7 @@ impl RedisServer {
             writeln!(conf, "cluster-enabled yes").unwrap();
             writeln!(conf, "cluster-config-file {path}/nodes.conf").unwrap();
             writeln!(conf, "cluster-announce-ip 127.0.0.1").unwrap();
-            writeln!(conf, "cluster-node-timeout 5000").unwrap();
+            writeln!(conf, "cluster-node-timeout 2000").unwrap();
         }
         let conf_path = dir.path().join("redis.conf");
         std::fs::write(&conf_path, conf).expect("write redis.conf");
@@ -346,9 +346,16 @@ impl RedisCluster {
     /// `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes`, and waits until every
     /// node reports `cluster_state:ok`. Takes about 2 seconds (Redis' own delay): start it early.
     pub fn start(masters: usize) -> RedisCluster {
+        RedisCluster::start_with_replicas(masters, 0)
+    }
+
+    /// Like [`RedisCluster::start`], with `replicas` replicas per master (`masters * (1 +
+    /// replicas)` nodes); a master that stops is replaced by its replica after the 2 s
+    /// `cluster-node-timeout`.
+    pub fn start_with_replicas(masters: usize, replicas: usize) -> RedisCluster {
         assert!(masters >= 3, "Redis Cluster needs at least 3 masters");
         let nodes: Vec<RedisServer> = std::thread::scope(|scope| {
-            let starting: Vec<_> = (0..masters)
+            let starting: Vec<_> = (0..masters * (1 + replicas))
                 .map(|_| scope.spawn(RedisServer::cluster_node))
                 .collect();
             starting
@@ -359,7 +366,11 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes };
         let mut args = vec!["--cluster".to_owned(), "create".to_owned()];
         args.extend(cluster.hosts());
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"].map(str::to_owned));
+        args.extend([
+            "--cluster-replicas".to_owned(),
+            replicas.to_string(),
+            "--cluster-yes".to_owned(),
+        ]);
         let output = Command::new("redis-cli")
             .args(&args)
             .stdin(Stdio::null())
@@ -372,7 +383,46 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stderr)
         );
         cluster.wait_until_ok();
+        if replicas > 0 {
+            // Replicas report ok before they finished their first sync; wait for the links.
+            let deadline = Instant::now() + START_TIMEOUT;
+            while !cluster.nodes.iter().all(|n| {
+                let role = n.cli(&["role"]);
+                role.starts_with("master") || role.contains("connected")
+            }) {
+                assert!(
+                    Instant::now() < deadline,
+                    "replicas did not connect to their masters"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         cluster
+    }
+
+    /// The index of a node that is a master now.
+    pub fn a_master(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.is_running() && n.cli(&["role"]).starts_with("master"))
+            .expect("a running master")
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` (after a failover, say).
+    pub fn wait_until_running_nodes_ok(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     fn wait_until_ok(&self) {
