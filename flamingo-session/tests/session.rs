@@ -35,11 +35,18 @@ async fn sessions(mode: SaveMode, backend: Arc<MemoryBackend>) -> Sessions {
         secret: "a test secret that is long enough to be a real one".into(),
         ..SessionConfig::default()
     };
-    Sessions::builder(config).custom_backend_arc(backend).build().await.expect("sessions")
+    Sessions::builder(config)
+        .custom_backend_arc(backend)
+        .build()
+        .await
+        .expect("sessions")
 }
 
 fn session_cookie(res: &ServiceResponse) -> Option<Cookie<'static>> {
-    res.response().cookies().find(|c| c.name() == "flamingo").map(|c| c.into_owned())
+    res.response()
+        .cookies()
+        .find(|c| c.name() == "flamingo")
+        .map(|c| c.into_owned())
 }
 
 async fn body_json(res: ServiceResponse) -> serde_json::Value {
@@ -58,13 +65,20 @@ async fn counter_counts_per_cookie_and_type_mismatch_is_an_error() {
                 web::get().to(|s: Session| async move {
                     let n = s.load::<u64>("count")?.unwrap_or(0) + 1;
                     s.store("count", n)?;
-                    Ok::<_, SessionError>(HttpResponse::Ok().json(serde_json::json!({ "count": n })))
+                    Ok::<_, SessionError>(
+                        HttpResponse::Ok().json(serde_json::json!({ "count": n })),
+                    )
                 }),
             )
             .route(
                 "/cart",
                 web::post().to(|s: Session| async move {
-                    s.store("cart", Cart { items: vec!["sku-1".into()] })?;
+                    s.store(
+                        "cart",
+                        Cart {
+                            items: vec!["sku-1".into()],
+                        },
+                    )?;
                     Ok::<_, SessionError>(HttpResponse::Ok().finish())
                 }),
             )
@@ -72,7 +86,9 @@ async fn counter_counts_per_cookie_and_type_mismatch_is_an_error() {
                 "/as-user",
                 web::get().to(|s: Session| async move {
                     match s.load::<User>("cart") {
-                        Err(err @ SessionError::TypeMismatch { .. }) => HttpResponse::Ok().body(err.to_string()),
+                        Err(err @ SessionError::TypeMismatch { .. }) => {
+                            HttpResponse::Ok().body(err.to_string())
+                        }
                         other => HttpResponse::InternalServerError().body(format!("{other:?}")),
                     }
                 }),
@@ -82,12 +98,21 @@ async fn counter_counts_per_cookie_and_type_mismatch_is_an_error() {
 
     let res = test::call_service(&app, test::TestRequest::get().uri("/counter").to_request()).await;
     let cookie = session_cookie(&res).expect("a new session sets the cookie");
-    assert!(cookie.http_only().unwrap_or(false), "the cookie is HttpOnly");
+    assert!(
+        cookie.http_only().unwrap_or(false),
+        "the cookie is HttpOnly"
+    );
     assert_eq!(cookie.secure(), Some(true), "the library default is Secure");
     assert_eq!(body_json(res).await["count"], 1);
     for expected in 2..=3 {
-        let req = test::TestRequest::get().uri("/counter").cookie(cookie.clone()).to_request();
-        assert_eq!(body_json(test::call_service(&app, req).await).await["count"], expected);
+        let req = test::TestRequest::get()
+            .uri("/counter")
+            .cookie(cookie.clone())
+            .to_request();
+        assert_eq!(
+            body_json(test::call_service(&app, req).await).await["count"],
+            expected
+        );
     }
     // A new client starts at 1.
     let res = test::call_service(&app, test::TestRequest::get().uri("/counter").to_request()).await;
@@ -103,17 +128,29 @@ async fn counter_counts_per_cookie_and_type_mismatch_is_an_error() {
             .to_request();
         let res = test::call_service(&app, req).await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(body_json(res).await["count"], 1, "a bad cookie starts a fresh session");
+        assert_eq!(
+            body_json(res).await["count"],
+            1,
+            "a bad cookie starts a fresh session"
+        );
     }
 
     // A Cart loaded as a User is a TypeMismatch naming the key and both types.
     let res = test::call_service(&app, test::TestRequest::post().uri("/cart").to_request()).await;
     let cookie = session_cookie(&res).unwrap();
-    let req = test::TestRequest::get().uri("/as-user").cookie(cookie).to_request();
+    let req = test::TestRequest::get()
+        .uri("/as-user")
+        .cookie(cookie)
+        .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::OK);
     let message = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
-    assert!(message.contains("\"cart\"") && message.contains("test.Cart") && message.contains("test.User"), "{message}");
+    assert!(
+        message.contains("\"cart\"")
+            && message.contains("test.Cart")
+            && message.contains("test.User"),
+        "{message}"
+    );
 }
 
 #[actix_web::test]
@@ -141,7 +178,9 @@ async fn flashes_pop_once_and_renew_and_purge_work() {
             .route(
                 "/id",
                 web::get().to(|s: Session| async move {
-                    HttpResponse::Ok().json(serde_json::json!({ "id": s.id(), "hash": s.id_hash(), "keys": s.keys() }))
+                    HttpResponse::Ok().json(
+                        serde_json::json!({ "id": s.id(), "hash": s.id_hash(), "keys": s.keys() }),
+                    )
                 }),
             )
             .route(
@@ -163,28 +202,66 @@ async fn flashes_pop_once_and_renew_and_purge_work() {
 
     let res = test::call_service(&app, test::TestRequest::post().uri("/flash").to_request()).await;
     let cookie = session_cookie(&res).unwrap();
-    let get = |uri: &str, c: &Cookie<'static>| test::TestRequest::get().uri(uri).cookie(c.clone()).to_request();
-    assert_eq!(body_json(test::call_service(&app, get("/flash", &cookie)).await).await, serde_json::json!(["one", "two"]));
-    assert_eq!(body_json(test::call_service(&app, get("/flash", &cookie)).await).await, serde_json::json!([]));
+    let get = |uri: &str, c: &Cookie<'static>| {
+        test::TestRequest::get()
+            .uri(uri)
+            .cookie(c.clone())
+            .to_request()
+    };
+    assert_eq!(
+        body_json(test::call_service(&app, get("/flash", &cookie)).await).await,
+        serde_json::json!(["one", "two"])
+    );
+    assert_eq!(
+        body_json(test::call_service(&app, get("/flash", &cookie)).await).await,
+        serde_json::json!([])
+    );
 
     let ids = body_json(test::call_service(&app, get("/id", &cookie)).await).await;
-    let id = ids["id"].as_str().expect("a stored session knows its id").to_owned();
+    let id = ids["id"]
+        .as_str()
+        .expect("a stored session knows its id")
+        .to_owned();
     assert_eq!(ids["hash"], key_hash(&id));
     assert_eq!(ids["keys"], serde_json::json!(["keep"]));
     assert!(!cookie.value().contains(&id), "the cookie is encrypted");
 
-    let res = test::call_service(&app, test::TestRequest::post().uri("/renew").cookie(cookie.clone()).to_request()).await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/renew")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
     let renewed = session_cookie(&res).expect("renew sets a new cookie");
     let after = body_json(test::call_service(&app, get("/id", &renewed)).await).await;
     assert_ne!(after["id"], ids["id"], "renew gives a new ID");
-    assert_eq!(after["keys"], serde_json::json!(["keep"]), "renew keeps the data");
-    assert!(backend.load(&id).await.unwrap().is_none(), "the old ID stops working");
+    assert_eq!(
+        after["keys"],
+        serde_json::json!(["keep"]),
+        "renew keeps the data"
+    );
+    assert!(
+        backend.load(&id).await.unwrap().is_none(),
+        "the old ID stops working"
+    );
 
-    let res = test::call_service(&app, test::TestRequest::post().uri("/purge").cookie(renewed.clone()).to_request()).await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/purge")
+            .cookie(renewed.clone())
+            .to_request(),
+    )
+    .await;
     let removal = session_cookie(&res).expect("purge sends a removal cookie");
     assert_eq!(removal.value(), "");
     let new_id = after["id"].as_str().unwrap().to_owned();
-    assert!(backend.load(&new_id).await.unwrap().is_none(), "purge deletes the stored session");
+    assert!(
+        backend.load(&new_id).await.unwrap().is_none(),
+        "purge deletes the stored session"
+    );
 }
 
 /// Flamingo's `sessionstore_test.go`: two requests load the same session, the first saves, then
@@ -194,7 +271,11 @@ async fn concurrent_scenario(mode: SaveMode, second_clears: bool) -> serde_json:
     let sessions = sessions(mode, backend.clone()).await;
     let second_loaded = Rc::new(Notify::new());
     let first_saved = Rc::new(Notify::new());
-    let (l1, l2, s2) = (second_loaded.clone(), second_loaded.clone(), first_saved.clone());
+    let (l1, l2, s2) = (
+        second_loaded.clone(),
+        second_loaded.clone(),
+        first_saved.clone(),
+    );
     let app = test::init_service(
         App::new()
             .wrap(sessions.middleware())
@@ -257,16 +338,31 @@ async fn concurrent_scenario(mode: SaveMode, second_clears: bool) -> serde_json:
     .await;
     let res = test::call_service(&app, test::TestRequest::post().uri("/setup").to_request()).await;
     let cookie = session_cookie(&res).unwrap();
-    let second = app.call(test::TestRequest::post().uri("/second").cookie(cookie.clone()).to_request());
+    let second = app.call(
+        test::TestRequest::post()
+            .uri("/second")
+            .cookie(cookie.clone())
+            .to_request(),
+    );
     let first = async {
-        let res = app.call(test::TestRequest::post().uri("/first").cookie(cookie.clone()).to_request()).await;
+        let res = app
+            .call(
+                test::TestRequest::post()
+                    .uri("/first")
+                    .cookie(cookie.clone())
+                    .to_request(),
+            )
+            .await;
         first_saved.notify_one();
         res
     };
     let (r2, r1) = futures_util::future::join(second, first).await;
     assert_eq!(r1.unwrap().status(), StatusCode::OK);
     assert_eq!(r2.unwrap().status(), StatusCode::OK);
-    let req = test::TestRequest::get().uri("/dump").cookie(cookie).to_request();
+    let req = test::TestRequest::get()
+        .uri("/dump")
+        .cookie(cookie)
+        .to_request();
     body_json(test::call_service(&app, req).await).await
 }
 
@@ -303,5 +399,9 @@ async fn save_mode_on_write_merges_written_keys_only() {
 #[actix_web::test]
 async fn clear_all_replaces_everything_even_on_write() {
     let state = concurrent_scenario(SaveMode::OnWrite, true).await;
-    assert_eq!(state, serde_json::json!({"key4": "s2"}), "ClearAll: a later save wipes everything");
+    assert_eq!(
+        state,
+        serde_json::json!({"key4": "s2"}),
+        "ClearAll: a later save wipes everything"
+    );
 }
