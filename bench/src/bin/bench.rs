@@ -2,9 +2,9 @@
 //! prints (and writes) the Markdown tables. `scripts/bench.sh` builds and runs it.
 //!
 //! ```text
-//! bench [--duration 5] [--runs 3] [--connections 50] [--configs a,b] [--workloads a,b]
+//! bench [--duration 4] [--runs 3] [--connections 50] [--configs a,b] [--workloads a,b]
 //!       [--no-scale] [--scale-sessions 100000] [--out bench-results] [--update BENCHMARKS.md]
-//!       [--no-pin]
+//!       [--no-pin] [--micro criterion-output.txt]
 //! ```
 
 use std::{
@@ -34,6 +34,7 @@ struct Args {
     scale_sessions: usize,
     out: PathBuf,
     update: Option<PathBuf>,
+    micro: Option<PathBuf>,
     pin: bool,
     server: PathBuf,
 }
@@ -52,7 +53,7 @@ fn parse_list<T: 'static>(
 fn parse_args() -> Result<Args, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = Args {
-        duration: 5,
+        duration: 4,
         runs: 3,
         connections: 50,
         configs: CONFIGS.iter().collect(),
@@ -61,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         scale_sessions: 100_000,
         out: PathBuf::from("bench-results"),
         update: None,
+        micro: None,
         pin: std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2,
         server: exe.with_file_name("bench-server"),
     };
@@ -86,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = PathBuf::from(value(&arg)?),
             "--update" => args.update = Some(PathBuf::from(value(&arg)?)),
             "--no-pin" => args.pin = false,
+            "--micro" => args.micro = Some(PathBuf::from(value(&arg)?)),
             "--server" => args.server = PathBuf::from(value(&arg)?),
             "-h" | "--help" => {
                 println!(
@@ -260,6 +263,8 @@ fn wrk(
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Whether a warm-up run went to it already.
+    warm: std::cell::Cell<bool>,
 }
 
 impl Server {
@@ -346,7 +351,11 @@ impl Env {
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.args.server.display()))?;
-        let server = Server { child, addr };
+        let server = Server {
+            child,
+            addr,
+            warm: std::cell::Cell::new(false),
+        };
         wait_for_port(addr, Duration::from_secs(30)).map_err(|e| {
             format!(
                 "{} did not start ({e}); see its log in {}",
@@ -376,7 +385,9 @@ impl Env {
     ) -> Result<Measured, String> {
         let cookie = if workload.cookie { cookie } else { None };
         let a = &self.args;
-        wrk(&self.cpus, server.addr, workload, cookie, 1, a.connections)?; // warm-up
+        if !server.warm.replace(true) {
+            wrk(&self.cpus, server.addr, workload, cookie, 1, a.connections)?; // warm-up
+        }
         let redis_pids: Vec<u32> = match (config.redis, config.cluster) {
             (true, _) => self.redis.iter().map(RedisServer::pid).collect(),
             (_, true) => self
@@ -724,7 +735,7 @@ fn machine_info(args: &Args, load_before: &str) -> BTreeMap<String, String> {
     m.insert(
         "settings".into(),
         format!(
-            "wrk -t1 -c{} -d{}s, {} runs each (median), 1 s warm-up; one server worker thread{}",
+            "wrk -t1 -c{} -d{}s, {} runs each (median), 1 s warm-up per server; one server worker thread{}",
             args.connections,
             args.duration,
             args.runs,
@@ -777,18 +788,25 @@ fn fmt_ratio(r: Option<f64>) -> String {
 struct Target {
     what: String,
     goal: f64,
+    /// The throughput ratio (req/s over req/s).
     measured: Option<f64>,
+    /// The same ratio from on-CPU time per request of the server processes (base CPU over
+    /// this CPU): what the ratio would be if each server had its core to itself.
+    cpu: Option<f64>,
 }
 
 fn targets(results: &Results) -> Vec<Target> {
-    let rps = |c: &str, w: &str| find(results, c, w).map(|m| m.rps);
+    let m = |c: &str, w: &str| find(results, c, w);
+    let rps = |c: &str, w: &str| m(c, w).map(|m| m.rps);
+    let cpu = |c: &str, w: &str| m(c, w).map(|m| m.server_cpu_us);
     let mut t = Vec::new();
-    let mut push = |what: String, goal: f64, measured: Option<f64>| {
+    let mut push = |what: String, goal: f64, measured: Option<f64>, cpu: Option<f64>| {
         if measured.is_some() {
             t.push(Target {
                 what,
                 goal,
                 measured,
+                cpu,
             });
         }
     };
@@ -796,17 +814,20 @@ fn targets(results: &Results) -> Vec<Target> {
         "memory: counter / bare counter".into(),
         0.8,
         ratio(rps("fl-memory", "counter"), rps("bare", "counter")),
+        ratio(cpu("bare", "counter"), cpu("fl-memory", "counter")),
     );
     push(
         "memory: read-only cart / bare cart".into(),
         0.9,
         ratio(rps("fl-memory", "cart"), rps("bare", "cart")),
+        ratio(cpu("bare", "cart"), cpu("fl-memory", "cart")),
     );
     for w in ["counter", "cart"] {
         push(
             format!("redis: {w} / tower-sessions RedisStore {w}"),
             1.0,
             ratio(rps("fl-redis", w), rps("ts-redis", w)),
+            ratio(cpu("ts-redis", w), cpu("fl-redis", w)),
         );
         push(
             format!("redis: {w} / redis-benchmark floor (1 GET + 1 SET)"),
@@ -815,20 +836,20 @@ fn targets(results: &Results) -> Vec<Target> {
                 rps("fl-redis", w),
                 results.floor.as_ref().map(|f| f.floor_rps),
             ),
+            None,
         );
     }
     for w in ["counter", "cart"] {
-        push(
-            format!("file (disk): {w} / memory {w}"),
-            0.5,
-            ratio(rps("fl-file", w), rps("fl-memory", w)),
-        );
-        push(
-            format!("file (tmpfs): {w} / memory {w}"),
-            0.5,
-            ratio(rps("fl-file-tmpfs", w), rps("fl-memory", w)),
-        );
+        for (c, name) in [("fl-file", "disk"), ("fl-file-tmpfs", "tmpfs")] {
+            push(
+                format!("file ({name}): {w} / memory {w}"),
+                0.5,
+                ratio(rps(c, w), rps("fl-memory", w)),
+                ratio(cpu("fl-memory", w), cpu(c, w)),
+            );
+        }
     }
+    let big = results.scale.iter().map(|s| s.sessions).max().unwrap_or(0);
     for c in ["fl-memory", "fl-file", "fl-redis"] {
         for w in ["counter", "cart"] {
             let get = |n: usize| {
@@ -836,14 +857,16 @@ fn targets(results: &Results) -> Vec<Target> {
                     .scale
                     .iter()
                     .find(|s| s.config == c && s.workload == w && s.sessions == n)
-                    .map(|s| s.rps)
             };
-            let big = results.scale.iter().map(|s| s.sessions).max().unwrap_or(0);
             // cost = 1/rps; cost(big)/cost(100) <= 1.1  <=>  rps(big)/rps(100) >= 1/1.1
             push(
-                format!("{c}: {w} cost with {big} sessions / with 100 (as rps ratio)"),
+                format!("{c}: {w} with {big} sessions / with 100 (cost within 1.1x)"),
                 1.0 / 1.1,
-                ratio(get(big), get(100)),
+                ratio(get(big).map(|s| s.rps), get(100).map(|s| s.rps)),
+                ratio(
+                    get(100).map(|s| s.server_cpu_us),
+                    get(big).map(|s| s.server_cpu_us),
+                ),
             );
         }
     }
@@ -1006,19 +1029,100 @@ fn render(results: &Results, args: &Args) -> String {
     let t = targets(results);
     if !t.is_empty() {
         let _ = writeln!(md, "\n### Targets (ratios within this run)\n");
-        let _ = writeln!(md, "| target | goal | measured | |");
-        let _ = writeln!(md, "|---|---:|---:|---|");
+        let _ = writeln!(md, "| target | goal | req/s ratio | | CPU-time ratio | |");
+        let _ = writeln!(md, "|---|---:|---:|---|---:|---|");
+        let verdict = |r: Option<f64>, goal: f64| match r {
+            None => "",
+            Some(r) if r >= goal => "met",
+            Some(_) => "**missed**",
+        };
         for t in t {
-            let ok = t.measured.is_some_and(|m| m >= t.goal);
             let _ = writeln!(
                 md,
-                "| {} | ≥ {:.2}x | {} | {} |",
+                "| {} | ≥ {:.2}x | {} | {} | {} | {} |",
                 t.what,
                 t.goal,
                 fmt_ratio(t.measured),
-                if ok { "met" } else { "**missed**" }
+                verdict(t.measured, t.goal),
+                fmt_ratio(t.cpu),
+                verdict(t.cpu, t.goal),
             );
         }
+        let _ = writeln!(
+            md,
+            "\nThe CPU-time ratio compares on-CPU time per request of the server processes \
+             (base over this), which other load on the machine barely moves; for Redis \
+             configurations it leaves out redis-server's own CPU (shown per workload above)."
+        );
+    }
+    md
+}
+
+/// Criterion's console output as (benchmark id, median estimate in ns).
+fn parse_criterion(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut name = String::new();
+    for line in text.lines() {
+        let (head, time) = match line.split_once("time:") {
+            Some((head, time)) => (head.trim(), Some(time)),
+            None => (line.trim(), None),
+        };
+        if !line.starts_with(char::is_whitespace) && !head.is_empty() {
+            name = head.to_owned();
+        }
+        let Some(time) = time else { continue };
+        let words: Vec<&str> = time
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split_whitespace()
+            .collect();
+        if let [_, _, mid, unit, ..] = words.as_slice() {
+            let scale = match *unit {
+                "ps" => 0.001,
+                "ns" => 1.0,
+                "µs" | "us" => 1_000.0,
+                "ms" => 1_000_000.0,
+                _ => continue,
+            };
+            if let Ok(v) = mid.parse::<f64>() {
+                out.push((name.clone(), v * scale));
+            }
+        }
+    }
+    out
+}
+
+fn render_micro(text: &str) -> String {
+    let rows = parse_criterion(text);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n### Micro: value encoding and decoding (criterion, `cargo bench -p flamingo-session --bench value`)\n\n\
+         | operation | value | implementation | time | × plain serde_json |\n|---|---|---|---:|---:|\n",
+    );
+    for (id, ns) in &rows {
+        let mut parts = id.splitn(3, '/');
+        let (op, value, imp) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let base = rows
+            .iter()
+            .find(|(other, _)| other.starts_with(&format!("{op}/{value}/serde_json")))
+            .map(|(_, b)| *b);
+        let time = if *ns >= 1000.0 {
+            format!("{:.2} µs", ns / 1000.0)
+        } else {
+            format!("{ns:.0} ns")
+        };
+        let _ = writeln!(
+            md,
+            "| {op} | {value} | {imp} | {time} | {} |",
+            fmt_ratio(ratio(Some(*ns), base))
+        );
     }
     md
 }
@@ -1129,7 +1233,11 @@ fn run() -> Result<(), String> {
         format!("{:.0} s", started.elapsed().as_secs_f64()),
     );
 
-    let md = render(&results, &env.args);
+    let mut md = render(&results, &env.args);
+    if let Some(path) = &env.args.micro {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        md.push_str(&render_micro(&text));
+    }
     println!("{md}");
     let out = &env.args.out;
     std::fs::write(out.join("results.md"), &md).map_err(|e| e.to_string())?;
