@@ -28,7 +28,7 @@ start_redis() { # port [extra args...]
   mkdir -p "$WORK/redis-$port"
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis-$port" "$@" >/dev/null &
   PIDS+=($!)
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
+  for _ in $(seq 400); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
   echo "redis-server on $port did not start" >&2; exit 1
 }
 
