@@ -66,6 +66,28 @@
 //! | `redis` | `redis` (default) | one hash per session, TTL and merges in one Lua script; TLS, ACL, Cluster |
 //! | `custom` | always | [`SessionsBuilder::custom_backend`] |
 //!
+//! # Using another actix-session store
+//!
+//! Any actix-session store works under a plain `SessionMiddleware` (Flamingo's "replace the
+//! SessionModule"), and handlers keep the [`Session`] extractor. Without [`Sessions`] the save
+//! mode is `Always`, and [`Session::id`] is `None` (only our backends hand the ID over).
+//!
+//! ```
+//! use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+//! use actix_web::{cookie::Key, web, App, HttpResponse};
+//! use flamingo_session::{Session, SessionError};
+//!
+//! async fn visits(session: Session) -> Result<HttpResponse, SessionError> {
+//!     let n = session.load::<u32>("visits")?.unwrap_or(0) + 1;
+//!     session.store("visits", n)?;
+//!     Ok(HttpResponse::Ok().body(n.to_string()))
+//! }
+//!
+//! let app = App::new()
+//!     .wrap(SessionMiddleware::new(CookieSessionStore::default(), Key::generate()))
+//!     .route("/visits", web::get().to(visits));
+//! ```
+//!
 //! # Save modes
 //!
 //! `flamingo.session.saveMode` decides how a request's changes are written: `Always` replaces the
