@@ -32,6 +32,9 @@ if [ -f tests/oidc/package-lock.json ]; then
   fi
 fi
 
+log "building the demo app (the end-to-end tests run it as a process)"
+cargo build --example demo --locked
+
 log "cargo test (unit, integration, trybuild, end-to-end)"
 cargo test --workspace --all-targets --locked
 
