@@ -3,6 +3,7 @@
 //! ```text
 //! bench-server --config NAME --addr 127.0.0.1:PORT [--redis 127.0.0.1:P] [--cluster h:p,h:p,h:p]
 //!              [--dir FOLDER] [--save-mode always|onwrite|onread] [--idp http://127.0.0.1:P]
+//!              [--set flamingo.session.KEY=VALUE]...
 //! ```
 //!
 //! With `--idp`, the flamingo configurations also mount flamingo-auth with one `oidc` broker
@@ -33,6 +34,7 @@ struct Args {
     dir: Option<String>,
     save_mode: Option<String>,
     idp: Option<String>,
+    overrides: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +53,13 @@ fn parse_args() -> Result<Args, String> {
             "--dir" => args.dir = Some(value("--dir")?),
             "--save-mode" => args.save_mode = Some(value("--save-mode")?),
             "--idp" => args.idp = Some(value("--idp")?),
+            "--set" => {
+                let text = value("--set")?;
+                let (key, v) = text
+                    .split_once('=')
+                    .ok_or(format!("--set {text:?}: expected flamingo.session.KEY=VALUE"))?;
+                args.overrides.push((key.to_owned(), v.to_owned()));
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -259,6 +268,9 @@ mod flamingo {
             }
             other => return Err(format!("unknown config {other}").into()),
         };
+        for (key, value) in &args.overrides {
+            builder = builder.set_override(key.as_str(), value.as_str())?;
+        }
         Ok(builder.build()?)
     }
 
