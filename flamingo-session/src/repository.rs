@@ -147,7 +147,12 @@ impl DetachedSession {
 
     /// The stored keys, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.state.keys().cloned().collect();
+        let mut keys: Vec<String> = self
+            .state
+            .keys()
+            .filter(|k| !k.starts_with(crate::session::RESERVED_PREFIX))
+            .cloned()
+            .collect();
         keys.sort();
         keys
     }

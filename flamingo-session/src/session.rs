@@ -19,6 +19,9 @@ pub(crate) const RESERVED_PREFIX: &str = "__flamingo.";
 pub(crate) const ID_KEY: &str = "__flamingo.id";
 /// Holds the keys a request changed, in the save modes that merge (removed before writing).
 pub(crate) const DIRTY_KEY: &str = "__flamingo.dirty";
+/// When the session was last written (unix seconds); kept in the store so that read-only
+/// requests can slide the expiry without writing on every request.
+pub(crate) const TOUCHED_KEY: &str = "__flamingo.touched";
 /// Flamingo's default flash key.
 pub const DEFAULT_FLASH_KEY: &str = "_flash";
 /// The type name flash lists are stored under.

@@ -17,14 +17,13 @@ use sha2::Digest as _;
 
 use crate::{
     backend::{BackendError, SessionBackend},
-    config::{
-        BackendKind, ConfigError, SameSiteSetting, SaveMode, SessionConfig, INSECURE_DEFAULT_SECRET,
-    },
+    config::{BackendKind, ConfigError, SameSiteSetting, SessionConfig, INSECURE_DEFAULT_SECRET},
     health::{BackendHealth, HealthCheck, HealthRegistry},
     memory::MemoryBackend,
     registry::{DuplicateTypeName, Registry},
     repository::SessionRepository,
-    session::SessionSettings,
+    session::{SessionSettings, ID_KEY, TOUCHED_KEY},
+    store::unix_now,
     store::{BackendStore, StoreFailure, FAILURE},
 };
 
@@ -311,10 +310,9 @@ impl Sessions {
     /// the config and an encrypted (private) cookie.
     pub fn middleware(&self) -> SessionLayer {
         let config = &self.inner.config;
-        let policy = match config.save_mode {
-            SaveMode::Always => TtlExtensionPolicy::OnEveryRequest,
-            _ => TtlExtensionPolicy::OnStateChanges,
-        };
+        // Sliding expiry is done by the touch layer below: at most one write per session per
+        // `touch_interval`, instead of a store round trip and a new cookie on every request.
+        let policy = TtlExtensionPolicy::OnStateChanges;
         let max_age =
             CookieDuration::seconds(i64::try_from(config.max_age.as_secs()).unwrap_or(i64::MAX));
         let same_site = match config.cookie.same_site {
@@ -345,8 +343,16 @@ impl Sessions {
             }),
             strip_same_site: (config.cookie.same_site == SameSiteSetting::Default)
                 .then(|| Rc::<str>::from(config.name.as_str())),
+            touch_interval: touch_interval(config.max_age),
         }
     }
+}
+
+/// How stale a session's last write may get before a read-only request writes it again to
+/// slide its expiry: a tenth of `max.age`, at most an hour. A session in use therefore never
+/// expires, and expires at most `max.age` (minus that interval) after its last use.
+fn touch_interval(max_age: std::time::Duration) -> std::time::Duration {
+    (max_age / 10).min(std::time::Duration::from_secs(3600))
 }
 
 /// The middleware [`Sessions::middleware`] returns: actix-session's `SessionMiddleware` plus the
@@ -356,6 +362,7 @@ pub struct SessionLayer {
     middleware: SessionMiddleware<BackendStore>,
     settings: Rc<SessionSettings>,
     strip_same_site: Option<Rc<str>>,
+    touch_interval: std::time::Duration,
 }
 
 impl<S, B> Transform<S, ServiceRequest> for SessionLayer
@@ -366,13 +373,17 @@ where
     type Response = ServiceResponse<B>;
     type Error = actix_web::Error;
     type Transform = SessionLayerService<
-        <SessionMiddleware<BackendStore> as Transform<S, ServiceRequest>>::Transform,
+        <SessionMiddleware<BackendStore> as Transform<TouchService<S>, ServiceRequest>>::Transform,
     >;
     type InitError = ();
     type Future = Pin<Box<dyn Future<Output = Result<Self::Transform, ()>>>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        let inner = self.middleware.new_transform(service);
+        let touch = TouchService {
+            service,
+            interval: self.touch_interval,
+        };
+        let inner = self.middleware.new_transform(touch);
         let settings = self.settings.clone();
         let strip_same_site = self.strip_same_site.clone();
         Box::pin(async move {
@@ -422,6 +433,51 @@ where
                 Err(err) => Err(err),
             }
         }))
+    }
+}
+
+/// Runs inside actix-session's middleware, after the handler: when the session was loaded from
+/// the store, left unchanged, and last written more than the touch interval ago, it records the
+/// time, which makes actix-session write the session (refreshing its TTL) and send the cookie
+/// again with a fresh Max-Age. Flamingo re-saves on every request instead.
+#[doc(hidden)]
+pub struct TouchService<S> {
+    service: S,
+    interval: std::time::Duration,
+}
+
+impl<S, B> Service<ServiceRequest> for TouchService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse<B>, actix_web::Error>>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let fut = self.service.call(req);
+        let interval = self.interval;
+        Box::pin(async move {
+            let res = fut.await?;
+            let session = actix_session::SessionExt::get_session(res.request());
+            if session.status() == actix_session::SessionStatus::Unchanged {
+                let due = {
+                    let entries = session.entries();
+                    entries.contains_key(ID_KEY)
+                        && entries
+                            .get(TOUCHED_KEY)
+                            .and_then(|t| t.parse::<u64>().ok())
+                            .is_none_or(|t| unix_now().saturating_sub(t) >= interval.as_secs())
+                };
+                if due {
+                    let _ = session.insert(TOUCHED_KEY, unix_now());
+                }
+            }
+            Ok(res)
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use actix_web::cookie::time::Duration as CookieDuration;
 
 use crate::{
     backend::{BackendError, SessionBackend, SessionChange, SessionState},
-    session::{DirtyKeys, DIRTY_KEY, ID_KEY, RESERVED_PREFIX},
+    session::{DirtyKeys, DIRTY_KEY, ID_KEY, RESERVED_PREFIX, TOUCHED_KEY},
 };
 
 /// A store failure the session layer answers with a specific status instead of actix-session's
@@ -88,16 +88,26 @@ fn session_key(key: String) -> Result<SessionKey, anyhow::Error> {
         .map_err(|_| anyhow::anyhow!("backend returned an invalid session key"))
 }
 
-/// Splits the request's state into what is stored and the change to apply.
+/// Now, in unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Splits the request's state into what is stored and the change to apply; every write records
+/// when it happened under [`TOUCHED_KEY`].
 fn into_change(mut state: HashMap<String, String>) -> SessionChange {
     state.remove(ID_KEY);
     let dirty: Option<DirtyKeys> = state
         .remove(DIRTY_KEY)
         .and_then(|text| serde_json::from_str(&text).ok());
     state.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
+    let touched = (TOUCHED_KEY.to_owned(), unix_now().to_string());
     match dirty {
         Some(dirty) if !dirty.all => {
-            let mut set = SessionState::with_capacity(dirty.keys.len());
+            let mut set = SessionState::with_capacity(dirty.keys.len() + 1);
+            set.insert(touched.0, touched.1);
             let mut remove = Vec::new();
             for key in dirty.keys {
                 match state.remove(&key) {
@@ -109,7 +119,10 @@ fn into_change(mut state: HashMap<String, String>) -> SessionChange {
             }
             SessionChange::Merge { set, remove }
         }
-        _ => SessionChange::Replace(state),
+        _ => {
+            state.insert(touched.0, touched.1);
+            SessionChange::Replace(state)
+        }
     }
 }
 
@@ -131,6 +144,7 @@ fn validate(state: Option<SessionState>) -> Result<Option<SessionState>, Backend
 
 fn strip_reserved(mut state: HashMap<String, String>) -> SessionState {
     state.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
+    state.insert(TOUCHED_KEY.to_owned(), unix_now().to_string());
     state
 }
 
@@ -242,7 +256,13 @@ mod tests {
         state.insert(ID_KEY.to_owned(), "secret-id".to_owned());
         state.insert(DIRTY_KEY.to_owned(), r#"{"keys":["a","gone"]}"#.to_owned());
         match into_change(state) {
-            SessionChange::Merge { set, remove } => {
+            SessionChange::Merge { mut set, remove } => {
+                let touched: u64 = set
+                    .remove(TOUCHED_KEY)
+                    .expect("every write records its time")
+                    .parse()
+                    .unwrap();
+                assert!(touched.abs_diff(unix_now()) <= 1);
                 assert_eq!(set, SessionState::from([("a".to_owned(), "1".to_owned())]));
                 assert_eq!(remove, vec!["gone".to_owned()]);
             }
@@ -285,12 +305,19 @@ mod tests {
         let mut state = HashMap::new();
         state.insert("a".to_owned(), "1".to_owned());
         state.insert(ID_KEY.to_owned(), "secret-id".to_owned());
+        let replaced = |change: SessionChange| match change {
+            SessionChange::Replace(mut s) => {
+                assert!(
+                    s.remove(TOUCHED_KEY).is_some(),
+                    "every write records its time"
+                );
+                s
+            }
+            other => panic!("expected a replace, got {other:?}"),
+        };
         let expected = SessionState::from([("a".to_owned(), "1".to_owned())]);
-        assert_eq!(
-            into_change(state.clone()),
-            SessionChange::Replace(expected.clone())
-        );
+        assert_eq!(replaced(into_change(state.clone())), expected);
         state.insert(DIRTY_KEY.to_owned(), r#"{"all":true,"keys":[]}"#.to_owned());
-        assert_eq!(into_change(state), SessionChange::Replace(expected));
+        assert_eq!(replaced(into_change(state)), expected);
     }
 }

@@ -405,3 +405,65 @@ async fn clear_all_replaces_everything_even_on_write() {
         "ClearAll: a later save wipes everything"
     );
 }
+
+#[actix_web::test]
+async fn read_only_requests_slide_the_expiry_at_most_once_per_touch_interval() {
+    let backend = Arc::new(MemoryBackend::new(1000, 1 << 20));
+    let config = SessionConfig {
+        backend: flamingo_session::config::BackendKind::Custom,
+        secret: "a test secret that is long enough to be a real one".into(),
+        // A touch interval of 1 s (a tenth of max.age).
+        max_age: std::time::Duration::from_secs(10),
+        ..SessionConfig::default()
+    };
+    let sessions = Sessions::builder(config)
+        .custom_backend_arc(backend.clone())
+        .build()
+        .await
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(sessions.middleware())
+            .route(
+                "/write",
+                web::post().to(|s: Session| async move {
+                    s.store("n", 1u8)?;
+                    Ok::<_, SessionError>(HttpResponse::Ok().finish())
+                }),
+            )
+            .route(
+                "/read",
+                web::get().to(|s: Session| async move {
+                    Ok::<_, SessionError>(HttpResponse::Ok().json(s.load::<u8>("n")?))
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::post().uri("/write").to_request()).await;
+    let cookie = session_cookie(&res).unwrap();
+    let read = || {
+        test::TestRequest::get()
+            .uri("/read")
+            .cookie(cookie.clone())
+            .to_request()
+    };
+    let res = test::call_service(&app, read()).await;
+    assert!(
+        session_cookie(&res).is_none(),
+        "a fresh session is not written again by a read"
+    );
+    assert_eq!(body_json(res).await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let res = test::call_service(&app, read()).await;
+    let renewed = session_cookie(&res).expect("a stale session is touched: a new cookie Max-Age");
+    assert_eq!(
+        renewed.max_age(),
+        Some(actix_web::cookie::time::Duration::seconds(10))
+    );
+    assert_eq!(body_json(res).await, 1, "touching keeps the data");
+    let res = test::call_service(&app, read()).await;
+    assert!(
+        session_cookie(&res).is_none(),
+        "and then not again within the interval"
+    );
+}
