@@ -90,6 +90,13 @@ pub struct FileOptions {
     /// (`flamingo.session.fileCleanupInterval`); [`Duration::ZERO`] turns the task off (call
     /// [`FileBackend::remove_expired`] yourself then). Default: 5 minutes.
     pub cleanup_interval: Duration,
+    /// Flush every written session to disk (`fsync`) before it replaces the old file
+    /// (`flamingo.session.fileSync`). A crash of the process (even `kill -9`) never leaves a torn
+    /// file either way, since the rename is atomic; `fsync` adds the same guarantee for a power
+    /// loss or a kernel crash, at the price of one disk flush per write (on an ordinary disk
+    /// that bounds throughput to some hundreds of writes per second; see BENCHMARKS.md).
+    /// Default: `true`.
+    pub sync: bool,
 }
 
 impl Default for FileOptions {
@@ -97,6 +104,7 @@ impl Default for FileOptions {
         FileOptions {
             store_length: 1_048_576,
             cleanup_interval: Duration::from_secs(300),
+            sync: true,
         }
     }
 }
@@ -184,6 +192,7 @@ impl FileBackend {
         let options = FileOptions {
             store_length: config.store_length,
             cleanup_interval: config.file_cleanup_interval,
+            sync: config.file_sync,
         };
         Self::open(&config.file, options).await
     }
@@ -205,14 +214,15 @@ impl FileBackend {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let folder = tempfile::tempdir()?;
-    /// let options = FileOptions { store_length: 0, cleanup_interval: Duration::from_secs(60) };
+    /// let options = FileOptions { store_length: 0, cleanup_interval: Duration::from_secs(60), sync: true };
     /// let backend = FileBackend::open(folder.path(), options).await?;
     /// # Ok(())
     /// # }
     /// ```
     pub async fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, BackendError> {
         let dir = dir.as_ref().to_path_buf();
-        let folder = run_blocking(move || Folder::create(dir)).await?;
+        let sync = options.sync;
+        let folder = run_blocking(move || Folder::create(dir, sync)).await?;
         let folder = Arc::new(folder);
         let cleanup = start_cleanup(&folder, options.cleanup_interval);
         let locks = (0..LOCK_SHARDS)
@@ -447,11 +457,13 @@ struct FolderError {
 /// The session folder and the blocking operations on it. Every method here blocks.
 struct Folder {
     dir: PathBuf,
+    /// `fsync` each written file before the rename.
+    sync: bool,
 }
 
 impl Folder {
     /// Creates the folder (mode 0700) unless it exists, and makes its path absolute.
-    fn create(dir: PathBuf) -> Result<Folder, BackendError> {
+    fn create(dir: PathBuf, sync: bool) -> Result<Folder, BackendError> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -474,7 +486,7 @@ impl Folder {
                 source: io::Error::other("not a folder"),
             })));
         }
-        Ok(Folder { dir })
+        Ok(Folder { dir, sync })
     }
 
     fn error(&self, action: &'static str, source: io::Error) -> BackendError {
@@ -543,9 +555,11 @@ impl Folder {
             .map_err(|err| self.error("create a temporary file", err))?;
         tmp.write_all(bytes)
             .map_err(|err| self.error("write a temporary file", err))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|err| self.error("flush a temporary file", err))?;
+        if self.sync {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|err| self.error("flush a temporary file", err))?;
+        }
         match mode {
             WriteMode::Overwrite => {
                 tmp.persist(&path)

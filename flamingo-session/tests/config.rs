@@ -73,6 +73,7 @@ fn an_empty_configuration_gives_flamingos_defaults() {
     assert!(session.healthcheck);
     assert_eq!(session.file, PathBuf::from("/sessions"));
     assert_eq!(session.file_cleanup_interval, Duration::from_secs(300));
+    assert!(session.file_sync, "files are fsynced unless switched off");
     assert_eq!(session.store_length, 1_048_576);
     assert_eq!(session.max_age, Duration::from_secs(2_592_000));
     assert_eq!(session.memory_capacity, 1_000_000);
@@ -1067,4 +1068,16 @@ fn the_example_configs_load() {
         }
     }
     assert!(loaded > 0, "no config files in {}", folder.display());
+}
+
+#[test]
+fn file_sync_can_be_switched_off_and_a_bad_value_names_the_key() {
+    let session = from_yaml("flamingo.session.fileSync: false\n").unwrap();
+    assert!(!session.file_sync);
+    let err = rejects(
+        "flamingo.session.fileSync: sometimes\n",
+        "flamingo.session.fileSync",
+        "sometimes",
+    );
+    assert!(err.to_string().contains("fileSync"));
 }

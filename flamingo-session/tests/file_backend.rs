@@ -28,6 +28,7 @@ fn options() -> FileOptions {
     FileOptions {
         store_length: STORE_LENGTH,
         cleanup_interval: Duration::ZERO,
+        sync: true,
     }
 }
 
@@ -232,6 +233,7 @@ async fn a_session_too_large_is_refused_and_the_stored_one_stays() {
     let options = FileOptions {
         store_length: 100,
         cleanup_interval: Duration::ZERO,
+        sync: true,
     };
     let backend = FileBackend::open(folder.path(), options).await.unwrap();
     let key = backend
@@ -390,6 +392,7 @@ async fn the_cleanup_task_removes_expired_files() {
     let options = FileOptions {
         store_length: STORE_LENGTH,
         cleanup_interval: Duration::from_millis(100),
+        sync: true,
     };
     let backend = FileBackend::open(folder.path(), options).await.unwrap();
     let short = backend
@@ -416,6 +419,7 @@ async fn the_cleanup_task_stops_with_the_backend() {
     let options = FileOptions {
         store_length: STORE_LENGTH,
         cleanup_interval: Duration::from_millis(50),
+        sync: true,
     };
     let backend = FileBackend::open(folder.path(), options).await.unwrap();
     let clone = backend.clone();
@@ -698,4 +702,15 @@ async fn health_is_down_when_the_folder_is_unwritable_or_gone() {
     let status = backend.health().await;
     assert!(!status.alive, "{status:?}");
     println!("health of a missing folder: {}", status.details);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_fsync_the_backend_still_passes_the_conformance_suite() {
+    let folder = tempfile::tempdir().unwrap();
+    let options = FileOptions {
+        sync: false,
+        ..options()
+    };
+    let backend = FileBackend::open(folder.path(), options).await.unwrap();
+    flamingo_session::conformance::run(&backend, STORE_LENGTH).await;
 }
