@@ -55,9 +55,9 @@ fn parse_args() -> Result<Args, String> {
             "--idp" => args.idp = Some(value("--idp")?),
             "--set" => {
                 let text = value("--set")?;
-                let (key, v) = text
-                    .split_once('=')
-                    .ok_or(format!("--set {text:?}: expected flamingo.session.KEY=VALUE"))?;
+                let (key, v) = text.split_once('=').ok_or(format!(
+                    "--set {text:?}: expected flamingo.session.KEY=VALUE"
+                ))?;
                 args.overrides.push((key.to_owned(), v.to_owned()));
             }
             other => return Err(format!("unknown argument {other:?}")),
