@@ -29,9 +29,11 @@
 //!
 //! # Connections
 //!
-//! Standalone, the backend holds `redis.idle.connections` multiplexed connections
-//! ([`ConnectionManager`]) and spreads commands over them round-robin; each connection carries
-//! any number of concurrent commands. A pool that checks a connection out per command (and
+//! Standalone, each thread that uses the backend (each actix worker) opens
+//! `redis.idle.connections` multiplexed connections ([`ConnectionManager`]) of its own on first
+//! use and spreads its commands over them round-robin; each connection carries any number of
+//! concurrent commands. Connections live on the thread whose runtime drives them, since a
+//! connection driven from another thread costs two cross-thread wake-ups per command. A pool that checks a connection out per command (and
 //! PINGs it on every checkout, as deadpool-redis does) doubles the round trips and measured
 //! 3–5 times slower here. In cluster mode it holds as many
 //! [`ClusterConnection`]s, seeded from `redis.host`, which follow the cluster's slot map.
@@ -47,10 +49,12 @@
 //! [`load`]: SessionBackend::load
 
 use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
     fmt,
     future::Future,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -268,8 +272,11 @@ struct Scripts {
 /// # }
 /// ```
 pub struct RedisBackend {
-    connections: Vec<Conn>,
-    next: AtomicUsize,
+    /// Tells this backend's connections apart in each thread's [`THREAD_CONNECTIONS`].
+    id: u64,
+    connector: Connector,
+    /// Connections per thread (`redis.idle.connections`).
+    count: usize,
     scripts: Scripts,
     key_prefix: String,
     store_length: usize,
@@ -283,7 +290,7 @@ impl fmt::Debug for RedisBackend {
         f.debug_struct("RedisBackend")
             .field("hosts", &self.hosts)
             .field("cluster", &self.cluster)
-            .field("connections", &self.connections.len())
+            .field("connections_per_thread", &self.count)
             .field("key_prefix", &self.key_prefix)
             .field("store_length", &self.store_length)
             .field("timeout", &self.timeout)
@@ -336,20 +343,21 @@ impl RedisBackend {
             connections = count
         );
         let connect = async {
-            let connections = if redis.cluster_mode {
-                connect_cluster(&resolved, certs, timeout, count).await?
+            let connector = if redis.cluster_mode {
+                Connector::cluster(&resolved, certs, timeout)?
             } else {
-                connect_standalone(&resolved, certs, timeout, count).await?
+                Connector::standalone(&resolved, certs, timeout)?
             };
+            let connections = connector.connect(count).await?;
             let mut first = connections[0].clone();
             redis::cmd("PING").query_async::<()>(&mut first).await?;
-            Ok::<_, redis::RedisError>(connections)
+            Ok::<_, redis::RedisError>((connector, connections))
         };
-        let connections = match tokio::time::timeout(timeout, connect)
+        let (connector, connections) = match tokio::time::timeout(timeout, connect)
             .instrument(span)
             .await
         {
-            Ok(Ok(connections)) => connections,
+            Ok(Ok(connected)) => connected,
             Ok(Err(source)) if !source.is_timeout() => {
                 return Err(BackendError::unavailable(RedisBackendError::Connect {
                     hosts,
@@ -372,13 +380,20 @@ impl RedisBackend {
         tracing::info!(
             hosts = %hosts,
             cluster = redis.cluster_mode,
-            connections = connections.len(),
+            connections_per_thread = count,
             key_prefix = %key_prefix,
             "connected to Redis for sessions"
         );
+        let id = NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed);
+        // The connections made here serve this thread; every other thread opens its own.
+        THREAD_CONNECTIONS.with(|map| {
+            map.borrow_mut()
+                .insert(id, ThreadConnections::new(connections))
+        });
         Ok(RedisBackend {
-            connections,
-            next: AtomicUsize::new(0),
+            id,
+            connector,
+            count,
             scripts: Scripts {
                 create: Script::new(CREATE_SCRIPT),
                 replace: Script::new(REPLACE_SCRIPT),
@@ -409,25 +424,45 @@ impl RedisBackend {
         format!("{}{key}", self.key_prefix)
     }
 
-    fn connection(&self) -> Conn {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+    /// The next of this thread's connections, opened on first use in the thread. Connections
+    /// are per thread so that each actix worker drives its own on its own runtime: a connection
+    /// made on another thread costs two cross-thread wake-ups per command (BENCHMARKS.md).
+    async fn connection(&self) -> redis::RedisResult<Conn> {
+        let existing =
+            THREAD_CONNECTIONS.with(|map| map.borrow().get(&self.id).map(ThreadConnections::next));
+        if let Some(conn) = existing {
+            return Ok(conn);
+        }
+        let connections = self.connector.connect(self.count).await?;
+        let conn = connections[0].clone();
+        THREAD_CONNECTIONS.with(|map| {
+            map.borrow_mut()
+                .entry(self.id)
+                .or_insert_with(|| ThreadConnections::new(connections));
+        });
+        Ok(conn)
+    }
+
+    /// Drops this thread's connections, so that the next command opens new ones.
+    fn forget_thread_connections(&self) {
+        THREAD_CONNECTIONS.with(|map| map.borrow_mut().remove(&self.id));
     }
 
     /// Runs `command` on the next connection within the timeout. A command that fails because
-    /// its connection dropped (the connection then reconnects) is sent once more on the same
-    /// connection; every operation here is safe to repeat.
+    /// its connection dropped (Redis restarted, or the runtime that drove the connection ended)
+    /// is sent once more on a fresh connection; every operation here is safe to repeat.
     async fn run<T, F, Fut>(&self, operation: &'static str, command: F) -> Result<T, BackendError>
     where
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.connection();
         let attempts = async {
-            match command(conn.clone()).await {
+            let conn = self.connection().await?;
+            match command(conn).await {
                 Err(err) if err.is_io_error() => {
-                    tracing::debug!(error = %err, "Redis connection lost; retrying once");
-                    command(conn).await
+                    tracing::debug!(error = %err, "Redis connection lost; retrying once on a new one");
+                    self.forget_thread_connections();
+                    command(self.connection().await?).await
                 }
                 other => other,
             }
@@ -738,60 +773,102 @@ fn connection_info(entry: &str, resolved: &RedisConnection) -> ConnectionInfo {
     }
 }
 
-async fn connect_standalone(
-    resolved: &RedisConnection,
-    certs: Option<TlsCertificates>,
-    timeout: Duration,
-    count: usize,
-) -> redis::RedisResult<Vec<Conn>> {
-    let info = connection_info(&resolved.hosts[0], resolved);
-    let client = match certs {
-        Some(certs) => redis::Client::build_with_tls(info, certs)?,
-        None => redis::Client::open(info)?,
-    };
-    // No retry loop inside a connection: a reconnect is one attempt, made when the connection is
-    // next used, so requests during an outage fail fast instead of queueing behind back-offs.
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
-        .set_number_of_retries(0);
-    let first = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-    let rest = futures_util::future::try_join_all(
-        (1..count).map(|_| ConnectionManager::new_with_config(client.clone(), config.clone())),
-    )
-    .await?;
-    Ok(std::iter::once(first)
-        .chain(rest)
-        .map(Conn::Standalone)
-        .collect())
+impl Drop for RedisBackend {
+    /// Closes this thread's connections; other threads' close when those threads end.
+    fn drop(&mut self) {
+        let _ = THREAD_CONNECTIONS.try_with(|map| map.borrow_mut().remove(&self.id));
+    }
 }
 
-async fn connect_cluster(
-    resolved: &RedisConnection,
-    certs: Option<TlsCertificates>,
-    timeout: Duration,
-    count: usize,
-) -> redis::RedisResult<Vec<Conn>> {
-    let seeds: Vec<ConnectionInfo> = resolved
-        .hosts
-        .iter()
-        .map(|host| connection_info(host, resolved))
-        .collect();
-    let mut builder = ClusterClientBuilder::new(seeds)
-        .connection_timeout(timeout)
-        .response_timeout(timeout);
-    if let Some(certs) = certs {
-        builder = builder.certs(certs);
+static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Each thread's connections, per backend.
+    static THREAD_CONNECTIONS: RefCell<HashMap<u64, ThreadConnections>> = RefCell::new(HashMap::new());
+}
+
+/// One thread's connections of one backend, used in turn.
+struct ThreadConnections {
+    connections: Vec<Conn>,
+    next: Cell<usize>,
+}
+
+impl ThreadConnections {
+    fn new(connections: Vec<Conn>) -> Self {
+        ThreadConnections {
+            connections,
+            next: Cell::new(0),
+        }
     }
-    let client = builder.build()?;
-    let first = client.get_async_connection().await?;
-    let rest =
-        futures_util::future::try_join_all((1..count).map(|_| client.get_async_connection()))
-            .await?;
-    Ok(std::iter::once(first)
-        .chain(rest)
-        .map(Conn::Cluster)
-        .collect())
+
+    fn next(&self) -> Conn {
+        let i = self.next.get();
+        self.next.set(i.wrapping_add(1));
+        self.connections[i % self.connections.len()].clone()
+    }
+}
+
+/// What it takes to open connections: a client for the configured server or cluster.
+enum Connector {
+    Standalone {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(redis::cluster::ClusterClient),
+}
+
+impl Connector {
+    fn standalone(
+        resolved: &RedisConnection,
+        certs: Option<TlsCertificates>,
+        timeout: Duration,
+    ) -> redis::RedisResult<Connector> {
+        let info = connection_info(&resolved.hosts[0], resolved);
+        let client = match certs {
+            Some(certs) => redis::Client::build_with_tls(info, certs)?,
+            None => redis::Client::open(info)?,
+        };
+        // No retry loop inside a connection: a reconnect is one attempt, made when the
+        // connection is next used, so requests during an outage fail fast instead of queueing
+        // behind back-offs.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(0);
+        Ok(Connector::Standalone { client, config })
+    }
+
+    fn cluster(
+        resolved: &RedisConnection,
+        certs: Option<TlsCertificates>,
+        timeout: Duration,
+    ) -> redis::RedisResult<Connector> {
+        let seeds: Vec<ConnectionInfo> = resolved
+            .hosts
+            .iter()
+            .map(|host| connection_info(host, resolved))
+            .collect();
+        let mut builder = ClusterClientBuilder::new(seeds)
+            .connection_timeout(timeout)
+            .response_timeout(timeout);
+        if let Some(certs) = certs {
+            builder = builder.certs(certs);
+        }
+        Ok(Connector::Cluster(builder.build()?))
+    }
+
+    /// Opens `count` multiplexed connections on the current runtime.
+    async fn connect(&self, count: usize) -> redis::RedisResult<Vec<Conn>> {
+        futures_util::future::try_join_all((0..count.max(1)).map(|_| async {
+            Ok(match self {
+                Connector::Standalone { client, config } => Conn::Standalone(
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+                ),
+                Connector::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+            })
+        }))
+        .await
+    }
 }
 
 #[cfg(test)]
