@@ -52,7 +52,7 @@
 //! | `redis.host` | `redis` | `host:port` (port 6379 when left out); in cluster mode a comma-separated list of seed nodes. |
 //! | `redis.username` | unset | ACL user name; an empty string is an error. |
 //! | `redis.password` | empty | Password; empty means none. |
-//! | `redis.idle.connections` | `10` | Connection pool size (Flamingo's name for it); at least 1. |
+//! | `redis.idle.connections` | `10` | Multiplexed connections each worker thread opens (Flamingo's pool size); at least 1. |
 //! | `redis.database` | `0` | Database number, 0 or more; always 0 in cluster mode. |
 //! | `redis.tls` | `false` | Connect with TLS, verifying the server against the system's roots. |
 //! | `redis.tlsCaFile` *(ours)* | unset | PEM file with the CA that signed the server's certificate (a private CA); needs TLS on. |
@@ -216,7 +216,8 @@ pub struct RedisConfig {
     pub username: Option<String>,
     /// `redis.password`. Default: empty.
     pub password: String,
-    /// `redis.idle.connections`: the pool size. Default: `10`.
+    /// `redis.idle.connections`: the multiplexed connections each worker thread opens (Flamingo's
+    /// pool size). Default: `10`.
     pub idle_connections: usize,
     /// `redis.database`; ignored in cluster mode. Default: `0`.
     pub database: i64,
