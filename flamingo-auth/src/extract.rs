@@ -27,7 +27,7 @@ impl FromRequest for User {
         let req = req.clone();
         Box::pin(async move {
             let auth = auth_of(&req)?;
-            let session = Session::from_request_ref(&req);
+            let session = Session::extract(&req).await?;
             Ok(auth
                 .identify(&req, &session)
                 .await
@@ -84,14 +84,15 @@ impl UserService {
 
 impl FromRequest for UserService {
     type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<UserService, actix_web::Error>>;
+    type Future = LocalBoxFuture<'static, Result<UserService, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(auth_of(req).map(|auth| UserService {
-            auth,
-            req: req.clone(),
-            session: Session::from_request_ref(req),
-        }))
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = auth_of(&req)?;
+            let session = Session::extract(&req).await?;
+            Ok(UserService { auth, req, session })
+        })
     }
 }
 
@@ -161,7 +162,7 @@ impl FromRequest for Authenticated {
         let req = req.clone();
         Box::pin(async move {
             let auth = auth_of(&req)?;
-            let session = Session::from_request_ref(&req);
+            let session = Session::extract(&req).await?;
             if let Some(identity) = auth.identify(&req, &session).await {
                 return Ok(Authenticated {
                     user: User::from_identity(&identity),

@@ -97,15 +97,20 @@ impl std::fmt::Debug for AuthManager {
 
 impl FromRequest for AuthManager {
     type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<AuthManager, actix_web::Error>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<AuthManager, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(auth_of(req).map(|auth| AuthManager {
-            auth,
-            req: req.clone(),
-            session: Session::from_request_ref(req),
-            broker: None,
-        }))
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = auth_of(&req)?;
+            let session = Session::extract(&req).await?;
+            Ok(AuthManager {
+                auth,
+                req,
+                session,
+                broker: None,
+            })
+        })
     }
 }
 

@@ -43,10 +43,13 @@
 //! | `fileCleanupInterval` *(ours)* | `5m` | How often the `file` backend removes expired session files; a duration. |
 //! | `fileSync` *(ours)* | `true` | `fsync` each session file before it replaces the old one (safe against power loss); `false` keeps crash-atomic writes and is much faster on slow disks. |
 //! | `store.length` | `1048576` | Largest encoded session in bytes; `0` means no limit. |
-//! | `max.age` | `2592000` (30 days) | Session lifetime in seconds (or a duration such as `720h`): cookie Max-Age and store TTL; at least 1 s. |
+//! | `max.age` | `2592000` (30 days) | How long a session lives after its last use, in seconds (or a duration such as `720h`): cookie Max-Age and store TTL; 1 s to 400 days. |
+//! | `max.lifetime` *(ours)* | `0` (off) | Absolute limit from creation or renewal at login, after which the session ends however active; a duration. |
 //! | `memory.capacity` *(ours)* | `1000000` | Sessions the `memory` backend holds before it evicts the least recently used; above 0. |
 //! | `cookie.secure` | `true` | Send the cookie over HTTPS only. Set `false` for local plain-HTTP development. |
 //! | `cookie.path` | `/` | Cookie Path; starts with `/`. |
+//! | `cookie.domain` *(ours)* | unset | Cookie Domain; unset sends the cookie to the host that set it only. |
+//! | `cookie.persistent` *(ours)* | `true` | `false` sends a browser-session cookie (no Max-Age); the store keeps `max.age`. |
 //! | `cookie.sameSite` | `lax` | `lax`, `strict`, `none` (needs `cookie.secure: true`) or `default` (no SameSite attribute). |
 //! | `redis.url` | unset | `redis://[user[:password]@]host[:port][/db][?db=N]`, or `rediss://` for TLS. Its parts beat the keys below. |
 //! | `redis.host` | `redis` | `host:port` (port 6379 when left out); in cluster mode a comma-separated list of seed nodes. |
@@ -203,6 +206,13 @@ pub struct CookieConfig {
     pub path: String,
     /// `cookie.sameSite`. Default: `lax`.
     pub same_site: SameSiteSetting,
+    /// `cookie.domain`: the cookie's Domain attribute. Default: none, the cookie goes to the host
+    /// that set it only.
+    pub domain: Option<String>,
+    /// `cookie.persistent`: send Max-Age (`max.age`) with the cookie. `false` sends a browser
+    /// session cookie, dropped when the browser closes, while the store still keeps the session
+    /// for `max.age`. Default: `true`.
+    pub persistent: bool,
 }
 
 /// Redis settings (`flamingo.session.redis.*`), as configured (see [`RedisConfig::resolve`]).
@@ -316,8 +326,13 @@ pub struct SessionConfig {
     pub file_sync: bool,
     /// `store.length`: the largest encoded session in bytes; 0 = no limit. Default: `1048576`.
     pub store_length: usize,
-    /// `max.age`: session lifetime, cookie Max-Age and store TTL. Default: 30 days.
+    /// `max.age`: how long a session lives after it was last used: cookie Max-Age and store
+    /// TTL, at most 400 days (what browsers keep a cookie, RFC 6265bis). Default: 30 days.
     pub max_age: Duration,
+    /// `max.lifetime` (ours): an absolute limit counted from when the session was created or
+    /// renewed (at login), after which it ends however active it is (OWASP session management);
+    /// `0` turns it off. Default: `0`.
+    pub max_lifetime: Duration,
     /// `memory.capacity` (ours): how many sessions the memory backend holds before evicting the
     /// least recently used. Default: `1000000`.
     pub memory_capacity: u64,
@@ -378,12 +393,18 @@ impl Default for CookieConfig {
             secure: true,
             path: "/".to_owned(),
             same_site: SameSiteSetting::Lax,
+            domain: None,
+            persistent: true,
         }
     }
 }
 
 /// The default `redis.keyPrefix`.
 const DEFAULT_KEY_PREFIX: &str = "session:";
+/// The longest `max.age`: 400 days, what browsers keep a cookie (RFC 6265bis).
+const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+/// The longest `max.lifetime`: 100 years (anything longer overflows clocks and TTLs).
+const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// The port a Redis host without one gets.
 const DEFAULT_REDIS_PORT: u16 = 6379;
@@ -447,6 +468,7 @@ impl Default for SessionConfig {
             file_sync: true,
             store_length: 1024 * 1024,
             max_age: Duration::from_secs(60 * 60 * 24 * 30),
+            max_lifetime: Duration::ZERO,
             memory_capacity: 1_000_000,
             cookie: CookieConfig::default(),
             redis: RedisConfig::default(),
@@ -1189,6 +1211,18 @@ const KEYS: &[KeySpec] = &[
             Duration::from_secs(1),
             "must be at least 1 second (cookie Max-Age counts whole seconds)",
         )?;
+        if c.max_age > MAX_COOKIE_AGE {
+            return Err(s.fail(
+                "must be at most 400 days (9600h): browsers keep a cookie no longer (RFC 6265bis)",
+            ));
+        }
+        Ok(())
+    }),
+    spec("max.lifetime", |c, s| {
+        c.max_lifetime = s.duration()?;
+        if c.max_lifetime > MAX_LIFETIME {
+            return Err(s.fail("must be at most 100 years (876000h), or 0 to turn it off"));
+        }
         Ok(())
     }),
     spec("memory.capacity", |c, s| {
@@ -1205,6 +1239,27 @@ const KEYS: &[KeySpec] = &[
             return Err(s.invalid("a path that starts with / and has no ; or control characters"));
         }
         c.cookie.path = path;
+        Ok(())
+    }),
+    spec("cookie.domain", |c, s| {
+        let domain = s.string()?;
+        let domain = domain.trim();
+        if domain.is_empty() {
+            c.cookie.domain = None;
+            return Ok(());
+        }
+        if !domain
+            .trim_start_matches('.')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(s.invalid("a host name such as example.com (letters, digits, - and .)"));
+        }
+        c.cookie.domain = Some(domain.to_owned());
+        Ok(())
+    }),
+    spec("cookie.persistent", |c, s| {
+        c.cookie.persistent = s.boolean()?;
         Ok(())
     }),
     spec("cookie.sameSite", |c, s| {

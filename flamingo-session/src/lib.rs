@@ -1,4 +1,4 @@
-//! Flamingo-style sessions for actix-web, built on actix-session.
+//! Flamingo-style sessions for actix-web, with actix-session as the storage contract.
 //!
 //! Flamingo (the Go web framework) gives every handler a session whose backend is picked in
 //! config and whose values are typed. This crate does the same for actix-web:
@@ -66,11 +66,22 @@
 //! | `redis` | `redis` (default) | one hash per session, TTL and merges in one Lua script; TLS, ACL, Cluster |
 //! | `custom` | always | [`SessionsBuilder::custom_backend`] |
 //!
-//! # Using another actix-session store
+//! # How a request runs
 //!
-//! Any actix-session store works under a plain `SessionMiddleware` (Flamingo's "replace the
-//! SessionModule"), and handlers keep the [`Session`] extractor. Without [`Sessions`] the save
-//! mode is `Always`, and [`Session::id`] is `None` (only our backends hand the ID over).
+//! [`Sessions::middleware`] returns our own [`SessionMiddleware`]: a route that never extracts
+//! the session pays nothing (no cookie check, no store I/O, works while the store is down); the
+//! first extraction checks the signed ID cookie and loads the session once; after the handler
+//! only what changed is written, and a cookie is sent only for a new, renewed or purged session
+//! or when the sliding expiry is due. A session that ended while a request ran (logout, renew,
+//! expiry) is never written back by it. See [`middleware`].
+//!
+//! # actix-session, both ways
+//!
+//! Our backends are actix-session stores too ([`BackendStore`]), for apps that run
+//! actix-session's own `SessionMiddleware` because of crates built on it (actix-identity,
+//! actix-web-flash-messages); the [`Session`] extractor works there as well (save mode
+//! `Always`, no [`Session::id`]). And any actix-session store is a backend of ours
+//! ([`middleware::compat::ActixStoreBackend`]), Flamingo's "replace the SessionModule":
 //!
 //! ```
 //! use actix_session::{storage::CookieSessionStore, SessionMiddleware};
@@ -99,32 +110,30 @@
 
 pub mod backend;
 pub mod config;
-pub mod conformance;
-#[cfg(feature = "file")]
-pub mod file;
 pub mod health;
-pub mod memory;
-#[cfg(feature = "redis")]
-pub mod redis;
+pub mod middleware;
 pub mod registry;
 mod repository;
 mod session;
 mod setup;
-mod store;
 pub mod value;
 
-pub use backend::{BackendError, HealthStatus, SessionBackend, SessionChange, SessionState};
-pub use config::{SaveMode, SessionConfig};
+pub use backend::conformance;
 #[cfg(feature = "file")]
-pub use file::FileBackend;
-pub use flamingo_macros::SessionValue;
-pub use memory::MemoryBackend;
+pub use backend::file::{self, FileBackend};
+pub use backend::memory::{self, MemoryBackend};
 #[cfg(feature = "redis")]
-pub use redis::RedisBackend;
+pub use backend::redis::{self, RedisBackend};
+pub use backend::{
+    BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange, SessionId,
+    SessionState,
+};
+pub use config::{SaveMode, SessionConfig};
+pub use flamingo_macros::SessionValue;
+pub use middleware::{compat::BackendStore, SessionMiddleware, SessionUnavailable};
 pub use repository::{DetachedSession, SessionRepository};
 pub use session::{Session, SessionError, DEFAULT_FLASH_KEY};
-pub use setup::{SessionLayer, SessionLayerService, Sessions, SessionsBuilder, SetupError};
-pub use store::BackendStore;
+pub use setup::{Sessions, SessionsBuilder, SetupError};
 pub use value::SessionValue;
 
 /// Re-exported so that applications name one version of actix-session.

@@ -3,7 +3,7 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use crate::{
-    backend::{key_hash, BackendError, SessionBackend, SessionChange, SessionState},
+    backend::{BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState},
     session::{check_key, decode_stored, SessionError},
     value::{encode, SessionValue},
 };
@@ -64,27 +64,25 @@ impl SessionRepository {
     /// # Errors
     ///
     /// [`BackendError`] when the store fails or the data is corrupt.
-    pub async fn load(&self, id: &str) -> Result<Option<DetachedSession>, BackendError> {
-        match self.backend.load(id).await {
-            Ok(Some(state)) => Ok(Some(DetachedSession {
-                id: Some(id.to_owned()),
-                state,
-                set: BTreeSet::new(),
-                removed: BTreeSet::new(),
-            })),
-            Ok(None) | Err(BackendError::InvalidKey) => Ok(None),
-            Err(err) => Err(err),
-        }
+    pub async fn load(&self, id: &SessionId) -> Result<Option<DetachedSession>, BackendError> {
+        Ok(self.backend.load(id).await?.map(|state| DetachedSession {
+            id: Some(id.clone()),
+            state,
+            set: BTreeSet::new(),
+            removed: BTreeSet::new(),
+        }))
     }
 
     /// Saves the keys `session` changed (merged atomically into what is stored, so concurrent
     /// requests keep their writes) and refreshes its TTL; a new session is created and gets its
-    /// ID. Returns the ID.
+    /// ID. Returns the ID. A session that was deleted or expired since it was loaded is not
+    /// brought back.
     ///
     /// # Errors
     ///
-    /// [`BackendError`] when the store fails or the session exceeds `store.length`.
-    pub async fn save(&self, session: &mut DetachedSession) -> Result<String, BackendError> {
+    /// [`BackendError`] when the store fails or the session exceeds `store.length`;
+    /// [`BackendError::Other`] when the session ended since it was loaded (nothing was written).
+    pub async fn save(&self, session: &mut DetachedSession) -> Result<SessionId, BackendError> {
         let id = match &session.id {
             None => self.backend.create(session.state.clone(), self.ttl).await?,
             Some(id) => {
@@ -94,13 +92,19 @@ impl SessionRepository {
                     .filter_map(|k| session.state.get(k).map(|v| (k.clone(), v.clone())))
                     .collect();
                 let remove = session.removed.iter().cloned().collect();
-                self.backend
+                let outcome = self
+                    .backend
                     .save(id, SessionChange::Merge { set, remove }, self.ttl)
                     .await?;
+                if outcome == SaveOutcome::Gone {
+                    return Err(BackendError::other(
+                        "the session ended (deleted or expired) since it was loaded; nothing was written",
+                    ));
+                }
                 id.clone()
             }
         };
-        tracing::debug!(session = %key_hash(&id), "session saved outside a request");
+        tracing::debug!(session = %id, "session saved outside a request");
         session.set.clear();
         session.removed.clear();
         session.id = Some(id.clone());
@@ -112,14 +116,14 @@ impl SessionRepository {
     /// # Errors
     ///
     /// [`BackendError`] when the store fails.
-    pub async fn delete(&self, id: &str) -> Result<(), BackendError> {
+    pub async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
         self.backend.delete(id).await
     }
 }
 
 /// A session loaded by ID, outside a request. Same typed API as [`Session`](crate::Session).
 pub struct DetachedSession {
-    id: Option<String>,
+    id: Option<SessionId>,
     state: SessionState,
     set: BTreeSet<String>,
     removed: BTreeSet<String>,
@@ -128,7 +132,7 @@ pub struct DetachedSession {
 impl std::fmt::Debug for DetachedSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DetachedSession")
-            .field("id_hash", &self.id.as_deref().map(key_hash))
+            .field("id", &self.id)
             .field("keys", &self.keys())
             .finish()
     }
@@ -136,13 +140,13 @@ impl std::fmt::Debug for DetachedSession {
 
 impl DetachedSession {
     /// The session ID, `None` until first saved. A secret: log [`id_hash`](Self::id_hash).
-    pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+    pub fn id(&self) -> Option<&SessionId> {
+        self.id.as_ref()
     }
 
     /// Hex SHA-256 of the ID.
     pub fn id_hash(&self) -> Option<String> {
-        self.id.as_deref().map(key_hash)
+        self.id.as_ref().map(SessionId::hash)
     }
 
     /// The stored keys, sorted.

@@ -1,48 +1,25 @@
-//! The [`Session`] extractor: Flamingo's `web.Session` API over `actix_session::Session`.
+//! The [`Session`] extractor: Flamingo's `web.Session` API over the request's session.
 
-use std::{collections::BTreeSet, future::Ready, rc::Rc};
+use std::{cell::RefCell, rc::Rc};
 
 use actix_session::SessionExt as _;
-use actix_web::{dev::Payload, FromRequest, HttpMessage as _, HttpRequest, ResponseError};
-use serde::{Deserialize, Serialize};
+use actix_web::{dev::Payload, FromRequest, HttpRequest, ResponseError};
+use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    backend::key_hash,
+    backend::SessionId,
     config::SaveMode,
+    middleware::{state::State, SessionUnavailable},
     value::{self, DecodeError, EnvelopeRef, SessionValue},
 };
 
-/// Prefix of the keys flamingo-session keeps for itself inside the session state.
-pub(crate) const RESERVED_PREFIX: &str = "__flamingo.";
-/// Holds the session ID while a request runs (put there by [`BackendStore`](crate::BackendStore)
-/// on load, removed before anything is written).
-pub(crate) const ID_KEY: &str = "__flamingo.id";
-/// Holds the keys a request changed, in the save modes that merge (removed before writing).
-pub(crate) const DIRTY_KEY: &str = "__flamingo.dirty";
-/// When the session was last written (unix seconds); kept in the store so that read-only
-/// requests can slide the expiry without writing on every request.
-pub(crate) const TOUCHED_KEY: &str = "__flamingo.touched";
+/// Prefix of the session keys flamingo-session keeps for itself (a backend's bookkeeping, such
+/// as the Redis backend's `__flamingo.size`): no value can be stored under such a key.
+pub(crate) const RESERVED_PREFIX: &str = "__flamingo";
 /// Flamingo's default flash key.
 pub const DEFAULT_FLASH_KEY: &str = "_flash";
 /// The type name flash lists are stored under.
 const FLASHES_TYPE: &str = "flamingo.Flashes";
-
-/// What the middleware tells the extractor about this request's sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SessionSettings {
-    pub(crate) save_mode: SaveMode,
-}
-
-/// The keys a request changed, for the merging save modes.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct DirtyKeys {
-    /// Set by `clear_all`: the whole state replaces what is stored.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) all: bool,
-    /// Keys written, deleted (or, in `OnRead`, read) by the request.
-    #[serde(default)]
-    pub(crate) keys: BTreeSet<String>,
-}
 
 /// Why a session operation failed. Messages name the session key (the name under which a value
 /// is stored) and the types involved; never the session ID or a stored value.
@@ -91,8 +68,8 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
-    /// Keys starting with `__flamingo.` belong to flamingo-session.
-    #[error("session key {key:?} is reserved: keys starting with \"__flamingo.\" belong to flamingo-session")]
+    /// Keys starting with `__flamingo` belong to flamingo-session.
+    #[error("session key {key:?} is reserved: keys starting with \"__flamingo\" belong to flamingo-session")]
     ReservedKey {
         /// The session key.
         key: String,
@@ -161,32 +138,49 @@ pub(crate) fn check_key(key: &str) -> Result<(), SessionError> {
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    inner: actix_session::Session,
-    mode: SaveMode,
+    backing: Backing,
+}
+
+/// Where a session's data lives while a request runs.
+#[derive(Clone)]
+enum Backing {
+    /// Under our [`SessionMiddleware`](crate::middleware::SessionMiddleware).
+    Own(Rc<RefCell<State>>),
+    /// Under actix-session's own `SessionMiddleware`: its state, replaced as a whole on save.
+    Actix(actix_session::Session),
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("id_hash", &self.id_hash())
-            .field("save_mode", &self.mode)
+            .field("id", &self.id())
+            .field("save_mode", &self.save_mode())
             .field("keys", &self.keys())
             .finish()
     }
 }
 
 impl FromRequest for Session {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Session, actix_web::Error>>;
+    type Error = SessionUnavailable;
+    type Future = LocalBoxFuture<'static, Result<Session, SessionUnavailable>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(Session::from_request_ref(req)))
+        let req = req.clone();
+        Box::pin(async move { Session::extract(&req).await })
     }
 }
 
 impl Session {
-    /// The session of `req`, for code that has the request but is not an extractor (guards,
-    /// middleware).
+    /// The session of `req`, loaded from the store on the first call in a request and shared by
+    /// every later call (and every extractor built on it): for code that has the request but is
+    /// not an extractor itself.
+    ///
+    /// Under actix-session's own `SessionMiddleware` (see [`middleware::compat`]) this is that
+    /// middleware's session.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionUnavailable`] (503) when the store cannot be reached.
     ///
     /// # Examples
     ///
@@ -194,44 +188,81 @@ impl Session {
     /// use actix_web::HttpRequest;
     /// use flamingo_session::Session;
     ///
-    /// fn is_known_visitor(req: &HttpRequest) -> bool {
-    ///     Session::from_request_ref(req).load::<bool>("visited").ok().flatten().unwrap_or(false)
+    /// async fn is_known_visitor(req: &HttpRequest) -> bool {
+    ///     match Session::extract(req).await {
+    ///         Ok(session) => session.try_load::<bool>("visited").unwrap_or(false),
+    ///         Err(_) => false,
+    ///     }
     /// }
     /// ```
-    pub fn from_request_ref(req: &HttpRequest) -> Session {
-        let mode = req
-            .extensions()
-            .get::<Rc<SessionSettings>>()
-            .map(|s| s.save_mode)
-            .unwrap_or_default();
-        Session::from_actix(req.get_session(), mode)
+    ///
+    /// [`middleware::compat`]: crate::middleware::compat
+    pub async fn extract(req: &HttpRequest) -> Result<Session, SessionUnavailable> {
+        match crate::middleware::state::extract(req).await {
+            Some(state) => state.map(|state| Session {
+                backing: Backing::Own(state),
+            }),
+            None => Ok(Session::from_actix(req.get_session())),
+        }
     }
 
-    /// Wraps an `actix_session::Session` (for example one set up with another actix-session
-    /// store), tracking changes for `mode`.
+    /// Wraps an `actix_session::Session` (under actix-session's own middleware, with any of its
+    /// stores). Every save then replaces the whole stored state, so no write is lost whichever
+    /// API (ours or actix-session's) made it.
     ///
     /// # Examples
     ///
     /// ```
     /// use actix_session::SessionExt as _;
-    /// use flamingo_session::{SaveMode, Session};
+    /// use flamingo_session::Session;
     ///
     /// let req = actix_web::test::TestRequest::default().to_http_request();
-    /// let session = Session::from_actix(req.get_session(), SaveMode::Always);
+    /// let session = Session::from_actix(req.get_session());
     /// assert!(session.keys().is_empty());
     /// ```
-    pub fn from_actix(inner: actix_session::Session, mode: SaveMode) -> Session {
-        Session { inner, mode }
+    pub fn from_actix(inner: actix_session::Session) -> Session {
+        Session {
+            backing: Backing::Actix(inner),
+        }
     }
 
-    /// The underlying actix-session session.
-    pub fn actix(&self) -> &actix_session::Session {
-        &self.inner
-    }
-
-    /// The save mode this session tracks changes for.
+    /// The save mode this session tracks changes for: `flamingo.session.saveMode` under our
+    /// middleware, [`SaveMode::Always`] under actix-session's.
     pub fn save_mode(&self) -> SaveMode {
-        self.mode
+        match &self.backing {
+            Backing::Own(state) => state.borrow().mode,
+            Backing::Actix(_) => SaveMode::Always,
+        }
+    }
+
+    /// Runs `f` on the stored text of `key`.
+    fn with_text<R>(&self, key: &str, f: impl FnOnce(Option<&str>) -> R) -> R {
+        match &self.backing {
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                if state.mode == SaveMode::OnRead && !key.starts_with(RESERVED_PREFIX) {
+                    state.mark(key);
+                }
+                f(state.data.get(key).map(String::as_str))
+            }
+            Backing::Actix(session) => f(session.entries().get(key).map(String::as_str)),
+        }
+    }
+
+    fn put_text(&self, key: &str, text: String) {
+        match &self.backing {
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                state.mark(key);
+                state.data.insert(key.to_owned(), text);
+            }
+            Backing::Actix(session) => {
+                // A RawValue serialises as the JSON text it holds: actix-session stores it as is.
+                if let Ok(raw) = serde_json::value::RawValue::from_string(text) {
+                    let _ = session.insert(key, raw);
+                }
+            }
+        }
     }
 
     /// Loads the value stored under `key` (Flamingo's `Load`). `Ok(None)` when nothing is stored.
@@ -254,17 +285,9 @@ impl Session {
     /// }
     /// ```
     pub fn load<T: SessionValue>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let result = {
-            let entries = self.inner.entries();
-            match entries.get(key) {
-                None => Ok(None),
-                Some(text) => decode_stored::<T>(key, text).map(Some),
-            }
-        };
-        if self.mode == SaveMode::OnRead && !key.starts_with(RESERVED_PREFIX) {
-            self.mark_dirty(key);
-        }
-        result
+        self.with_text(key, |text| {
+            text.map(|text| decode_stored::<T>(key, text)).transpose()
+        })
     }
 
     /// Loads the value under `key`, or `None` when it is missing or unreadable (Flamingo's `Try`).
@@ -292,7 +315,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SessionError::ReservedKey`] for keys starting with `__flamingo.`, and
+    /// [`SessionError::ReservedKey`] for keys starting with `__flamingo`, and
     /// [`SessionError::Encode`] when the value cannot be serialised.
     ///
     /// # Examples
@@ -305,21 +328,12 @@ impl Session {
     /// ```
     pub fn store<T: SessionValue>(&self, key: &str, value: T) -> Result<(), SessionError> {
         check_key(key)?;
-        let name = T::session_type_name();
-        self.inner
-            .insert(
-                key,
-                EnvelopeRef {
-                    t: &name,
-                    v: &value,
-                },
-            )
-            .map_err(|err| SessionError::Encode {
-                key: key.to_owned(),
-                type_name: name.to_string(),
-                source: serde_json::Error::io(std::io::Error::other(err.to_string())),
-            })?;
-        self.mark_dirty(key);
+        let text = value::encode(&value).map_err(|source| SessionError::Encode {
+            key: key.to_owned(),
+            type_name: T::session_type_name().into_owned(),
+            source,
+        })?;
+        self.put_text(key, text);
         Ok(())
     }
 
@@ -337,8 +351,16 @@ impl Session {
         if key.starts_with(RESERVED_PREFIX) {
             return;
         }
-        self.inner.remove(key);
-        self.mark_dirty(key);
+        match &self.backing {
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                state.mark(key);
+                state.data.remove(key);
+            }
+            Backing::Actix(session) => {
+                session.remove(key);
+            }
+        }
     }
 
     /// The keys stored in this session, sorted (Flamingo's `Keys`).
@@ -352,18 +374,12 @@ impl Session {
     /// }
     /// ```
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .inner
-            .entries()
-            .keys()
-            .filter(|k| !k.starts_with(RESERVED_PREFIX))
-            .cloned()
-            .collect();
+        let mut keys: Vec<String> = self.raw_entries().into_iter().map(|(k, _)| k).collect();
         keys.sort();
         keys
     }
 
-    /// The stored text of every key, for dynamic decoding through the
+    /// The stored text of every key, sorted by key, for dynamic decoding through the
     /// [registry](crate::registry::Registry), e.g. on a debug page.
     ///
     /// # Examples
@@ -383,13 +399,20 @@ impl Session {
     /// }
     /// ```
     pub fn raw_entries(&self) -> Vec<(String, String)> {
-        let mut entries: Vec<(String, String)> = self
-            .inner
-            .entries()
-            .iter()
-            .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut entries: Vec<(String, String)> = match &self.backing {
+            Backing::Own(state) => state
+                .borrow()
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            Backing::Actix(session) => session
+                .entries()
+                .iter()
+                .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
         entries.sort();
         entries
     }
@@ -406,16 +429,13 @@ impl Session {
     /// }
     /// ```
     pub fn clear_all(&self) {
-        let id = self.inner.entries().get(ID_KEY).cloned();
-        self.inner.clear();
-        if let Some(id) = id {
-            let _ = self.inner.insert(ID_KEY, id);
-        }
-        if self.mode != SaveMode::Always {
-            self.write_dirty(&DirtyKeys {
-                all: true,
-                keys: BTreeSet::new(),
-            });
+        match &self.backing {
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                state.data.clear();
+                state.cleared = true;
+            }
+            Backing::Actix(session) => session.clear(),
         }
     }
 
@@ -456,30 +476,23 @@ impl Session {
         check_key(key)?;
         let mut list = self.flash_list(key)?;
         let name = T::session_type_name();
+        let encode_error = |type_name: &str, source| SessionError::Encode {
+            key: key.to_owned(),
+            type_name: type_name.to_owned(),
+            source,
+        };
         let item = serde_json::to_value(EnvelopeRef {
             t: &name,
             v: &value,
         })
-        .map_err(|source| SessionError::Encode {
-            key: key.to_owned(),
-            type_name: name.to_string(),
-            source,
-        })?;
+        .map_err(|source| encode_error(&name, source))?;
         list.push(item);
-        self.inner
-            .insert(
-                key,
-                EnvelopeRef {
-                    t: FLASHES_TYPE,
-                    v: &list,
-                },
-            )
-            .map_err(|err| SessionError::Encode {
-                key: key.to_owned(),
-                type_name: FLASHES_TYPE.to_owned(),
-                source: serde_json::Error::io(std::io::Error::other(err.to_string())),
-            })?;
-        self.mark_dirty(key);
+        let text = serde_json::to_string(&EnvelopeRef {
+            t: FLASHES_TYPE,
+            v: &list,
+        })
+        .map_err(|source| encode_error(FLASHES_TYPE, source))?;
+        self.put_text(key, text);
         Ok(())
     }
 
@@ -531,34 +544,34 @@ impl Session {
     }
 
     fn flash_list(&self, key: &str) -> Result<Vec<serde_json::Value>, SessionError> {
-        let entries = self.inner.entries();
-        let Some(text) = entries.get(key) else {
-            return Ok(Vec::new());
-        };
-        let env: value::EnvelopeIn<'_> =
-            serde_json::from_str(text).map_err(|source| SessionError::NotAValue {
+        self.with_text(key, |text| {
+            let Some(text) = text else {
+                return Ok(Vec::new());
+            };
+            let env: value::EnvelopeIn<'_> =
+                serde_json::from_str(text).map_err(|source| SessionError::NotAValue {
+                    key: key.to_owned(),
+                    source,
+                })?;
+            if env.t != FLASHES_TYPE {
+                return Err(SessionError::TypeMismatch {
+                    key: key.to_owned(),
+                    stored: env.t.into_owned(),
+                    requested: FLASHES_TYPE.to_owned(),
+                });
+            }
+            serde_json::from_str(env.v.get()).map_err(|source| SessionError::Decode {
                 key: key.to_owned(),
+                type_name: FLASHES_TYPE.to_owned(),
                 source,
-            })?;
-        if env.t != FLASHES_TYPE {
-            return Err(SessionError::TypeMismatch {
-                key: key.to_owned(),
-                stored: env.t.into_owned(),
-                requested: FLASHES_TYPE.to_owned(),
-            });
-        }
-        serde_json::from_str(env.v.get()).map_err(|source| SessionError::Decode {
-            key: key.to_owned(),
-            type_name: FLASHES_TYPE.to_owned(),
-            source,
+            })
         })
     }
 
-    /// The session ID this request arrived with, `None` for a new session (its ID is assigned
-    /// when it is first saved) or after [`renew`](Self::renew). Treat it as a secret: log
-    /// [`id_hash`](Self::id_hash) instead.
-    ///
-    /// Only sessions stored through flamingo-session's backends know their ID.
+    /// The ID of the stored session this request arrived with; `None` for a new session (its ID
+    /// is assigned when it is first saved), after [`renew`](Self::renew) or
+    /// [`purge`](Self::purge), and under actix-session's own middleware. A secret: its `Debug`
+    /// and `Display` are redacted; log [`id_hash`](Self::id_hash).
     ///
     /// # Examples
     ///
@@ -568,8 +581,11 @@ impl Session {
     ///     session.id().is_none()
     /// }
     /// ```
-    pub fn id(&self) -> Option<String> {
-        self.inner.entries().get(ID_KEY).cloned()
+    pub fn id(&self) -> Option<SessionId> {
+        match &self.backing {
+            Backing::Own(state) => state.borrow().id().cloned(),
+            Backing::Actix(_) => None,
+        }
     }
 
     /// Hex SHA-256 of the session ID (Flamingo's `IDHash`): stable for the session and safe for
@@ -584,11 +600,12 @@ impl Session {
     /// }
     /// ```
     pub fn id_hash(&self) -> Option<String> {
-        self.inner.entries().get(ID_KEY).map(|id| key_hash(id))
+        self.id().map(|id| id.hash())
     }
 
     /// Gives the session a new ID and keeps its data; the old ID stops working. Call it when the
-    /// privilege level changes (login) against session fixation.
+    /// privilege level changes (login) against session fixation. It also restarts
+    /// `flamingo.session.max.lifetime`.
     ///
     /// # Examples
     ///
@@ -600,11 +617,14 @@ impl Session {
     /// }
     /// ```
     pub fn renew(&self) {
-        self.inner.remove(ID_KEY);
-        self.inner.renew();
+        match &self.backing {
+            Backing::Own(state) => state.borrow_mut().renewed = true,
+            Backing::Actix(session) => session.renew(),
+        }
     }
 
-    /// Deletes the session from the store and removes the cookie (logout).
+    /// Deletes the session from the store and removes the cookie (logout). What is stored
+    /// afterwards in the same request starts a new session.
     ///
     /// # Examples
     ///
@@ -615,31 +635,16 @@ impl Session {
     /// }
     /// ```
     pub fn purge(&self) {
-        self.inner.purge();
-    }
-
-    fn mark_dirty(&self, key: &str) {
-        if self.mode == SaveMode::Always {
-            return;
+        match &self.backing {
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                state.purged = true;
+                state.renewed = false;
+                state.cleared = false;
+                state.data.clear();
+                state.dirty.clear();
+            }
+            Backing::Actix(session) => session.purge(),
         }
-        let mut dirty = self.read_dirty();
-        if dirty.all || dirty.keys.contains(key) {
-            return;
-        }
-        dirty.keys.insert(key.to_owned());
-        self.write_dirty(&dirty);
-    }
-
-    fn read_dirty(&self) -> DirtyKeys {
-        self.inner
-            .entries()
-            .get(DIRTY_KEY)
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_default()
-    }
-
-    fn write_dirty(&self, dirty: &DirtyKeys) {
-        // A BTreeSet of strings always serialises.
-        let _ = self.inner.insert(DIRTY_KEY, dirty);
     }
 }

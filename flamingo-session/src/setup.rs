@@ -1,30 +1,19 @@
 //! [`Sessions`]: configuration, backend, cookie key and health checks, ready for the app factory.
 
-use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
+use std::{future::Future, sync::Arc};
 
-use actix_session::{
-    config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy},
-    SessionMiddleware,
-};
-use actix_web::{
-    body::MessageBody,
-    cookie::{time::Duration as CookieDuration, Key, SameSite},
-    dev::{Service, ServiceRequest, ServiceResponse, Transform},
-    http::{header, StatusCode},
-    web, HttpMessage as _,
-};
-use sha2::Digest as _;
+use actix_web::web;
 
 use crate::{
-    backend::{BackendError, SessionBackend},
-    config::{BackendKind, ConfigError, SameSiteSetting, SessionConfig, INSECURE_DEFAULT_SECRET},
+    backend::{
+        memory::{MemoryBackend, MemoryOptions},
+        BackendError, SessionBackend,
+    },
+    config::{BackendKind, ConfigError, SessionConfig, INSECURE_DEFAULT_SECRET},
     health::{BackendHealth, HealthCheck, HealthRegistry},
-    memory::MemoryBackend,
+    middleware::{cookie::CookieCodec, state::Shared, SessionMiddleware},
     registry::{DuplicateTypeName, Registry},
     repository::SessionRepository,
-    session::{SessionSettings, ID_KEY, TOUCHED_KEY},
-    store::unix_now,
-    store::{BackendStore, StoreFailure, FAILURE},
 };
 
 /// Why the sessions could not be set up. Messages name the config key or the backend.
@@ -119,7 +108,10 @@ impl SessionsBuilder {
         let config = self.config;
         let (backend, custom_health): (Arc<dyn SessionBackend>, _) = match config.backend {
             BackendKind::Memory => (
-                Arc::new(open(MemoryBackend::from_config(&config), "memory").await?),
+                Arc::new(MemoryBackend::with_options(MemoryOptions {
+                    capacity: config.memory_capacity,
+                    store_length: config.store_length,
+                })),
                 None,
             ),
             BackendKind::File => (open_file(&config).await?, None),
@@ -151,13 +143,11 @@ impl SessionsBuilder {
                 "flamingo.session.cookie.secure is false: session cookies are sent over plain HTTP"
             );
         }
-        let key = cookie_key(&config.secret);
         tracing::info!(backend = backend.name(), save_mode = ?config.save_mode, "sessions ready");
         Ok(Sessions {
             inner: Arc::new(Inner {
                 config,
                 backend,
-                key,
                 health,
             }),
         })
@@ -174,8 +164,17 @@ async fn open<B>(
 
 #[cfg(feature = "file")]
 async fn open_file(config: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupError> {
+    let options = crate::backend::file::FileOptions {
+        store_length: config.store_length,
+        cleanup_interval: config.file_cleanup_interval,
+        sync: config.file_sync,
+    };
     Ok(Arc::new(
-        open(crate::file::FileBackend::from_config(config), "file").await?,
+        open(
+            crate::backend::file::FileBackend::open(&config.file, options),
+            "file",
+        )
+        .await?,
     ))
 }
 
@@ -187,7 +186,7 @@ async fn open_file(_: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupEr
 #[cfg(feature = "redis")]
 async fn open_redis(config: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupError> {
     Ok(Arc::new(
-        open(crate::redis::RedisBackend::from_config(config), "redis").await?,
+        open(crate::backend::redis::RedisBackend::from_config(config), "redis").await?,
     ))
 }
 
@@ -196,18 +195,9 @@ async fn open_redis(_: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupE
     Err(SetupError::NotBuilt { backend: "redis" })
 }
 
-/// Derives the cookie encryption key from `flamingo.session.secret`.
-fn cookie_key(secret: &str) -> Key {
-    let mut hasher = sha2::Sha512::new();
-    hasher.update(b"flamingo-session cookie key v1\0");
-    hasher.update(secret.as_bytes());
-    Key::derive_from(&hasher.finalize())
-}
-
 struct Inner {
     config: SessionConfig,
     backend: Arc<dyn SessionBackend>,
-    key: Key,
     health: HealthRegistry,
 }
 
@@ -305,238 +295,26 @@ impl Sessions {
         }
     }
 
-    /// The session middleware for `App::wrap`: actix-session's `SessionMiddleware` over our
-    /// backend, with the cookie name, Secure, HttpOnly (always), Path, SameSite and Max-Age from
-    /// the config and an encrypted (private) cookie.
-    pub fn middleware(&self) -> SessionLayer {
+    /// The session middleware for `App::wrap`: loads the session when a handler first extracts
+    /// it, writes what the request changed, and sets the signed ID cookie (name, Secure,
+    /// HttpOnly (always), Path, Domain, SameSite and Max-Age from the config). See
+    /// [`middleware`](crate::middleware).
+    pub fn middleware(&self) -> SessionMiddleware {
         let config = &self.inner.config;
-        // Sliding expiry is done by the touch layer below: at most one write per session per
-        // `touch_interval`, instead of a store round trip and a new cookie on every request.
-        let policy = TtlExtensionPolicy::OnStateChanges;
-        let max_age =
-            CookieDuration::seconds(i64::try_from(config.max_age.as_secs()).unwrap_or(i64::MAX));
-        let same_site = match config.cookie.same_site {
-            SameSiteSetting::Strict => SameSite::Strict,
-            SameSiteSetting::None => SameSite::None,
-            SameSiteSetting::Lax | SameSiteSetting::Default => SameSite::Lax,
-        };
-        let middleware = SessionMiddleware::builder(
-            BackendStore::new(self.inner.backend.clone()),
-            self.inner.key.clone(),
-        )
-        .cookie_name(config.name.clone())
-        .cookie_secure(config.cookie.secure)
-        .cookie_http_only(true)
-        .cookie_path(config.cookie.path.clone())
-        .cookie_same_site(same_site)
-        .cookie_content_security(CookieContentSecurity::Private)
-        .session_lifecycle(
-            PersistentSession::default()
-                .session_ttl(max_age)
-                .session_ttl_extension_policy(policy),
-        )
-        .build();
-        SessionLayer {
-            middleware,
-            settings: Rc::new(SessionSettings {
-                save_mode: config.save_mode,
-            }),
-            strip_same_site: (config.cookie.same_site == SameSiteSetting::Default)
-                .then(|| Rc::<str>::from(config.name.as_str())),
+        SessionMiddleware::new(Shared {
+            backend: self.inner.backend.clone(),
+            codec: CookieCodec::new(config),
+            mode: config.save_mode,
+            max_age: config.max_age,
+            max_lifetime: (!config.max_lifetime.is_zero()).then_some(config.max_lifetime),
             touch_interval: touch_interval(config.max_age),
-        }
+        })
     }
 }
 
-/// How stale a session's last write may get before a read-only request writes it again to
-/// slide its expiry: a tenth of `max.age`, at most an hour. A session in use therefore never
-/// expires, and expires at most `max.age` (minus that interval) after its last use.
+/// How old a session's cookie may get before a request that uses the session slides its expiry
+/// (touches the store and sends the cookie again): a tenth of `max.age`, at most an hour. A
+/// session in use therefore never expires, and expires at most `max.age` after its last use.
 fn touch_interval(max_age: std::time::Duration) -> std::time::Duration {
     (max_age / 10).min(std::time::Duration::from_secs(3600))
-}
-
-/// The middleware [`Sessions::middleware`] returns: actix-session's `SessionMiddleware` plus the
-/// save mode for the [`Session`](crate::Session) extractor, a 503 when the store is unreachable,
-/// and `cookie.sameSite: default`.
-pub struct SessionLayer {
-    middleware: SessionMiddleware<BackendStore>,
-    settings: Rc<SessionSettings>,
-    strip_same_site: Option<Rc<str>>,
-    touch_interval: std::time::Duration,
-}
-
-impl<S, B> Transform<S, ServiceRequest> for SessionLayer
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Transform = SessionLayerService<
-        <SessionMiddleware<BackendStore> as Transform<TouchService<S>, ServiceRequest>>::Transform,
-    >;
-    type InitError = ();
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Transform, ()>>>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        let touch = TouchService {
-            service,
-            interval: self.touch_interval,
-        };
-        let inner = self.middleware.new_transform(touch);
-        let settings = self.settings.clone();
-        let strip_same_site = self.strip_same_site.clone();
-        Box::pin(async move {
-            let service = inner.await?;
-            Ok(SessionLayerService {
-                service: Rc::new(service),
-                settings,
-                strip_same_site,
-            })
-        })
-    }
-}
-
-/// The service [`SessionLayer`] wraps around the app.
-pub struct SessionLayerService<S> {
-    service: Rc<S>,
-    settings: Rc<SessionSettings>,
-    strip_same_site: Option<Rc<str>>,
-}
-
-impl<S, B> Service<ServiceRequest> for SessionLayerService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse<B>, actix_web::Error>>>>;
-
-    actix_web::dev::forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        req.extensions_mut().insert(self.settings.clone());
-        let service = self.service.clone();
-        let strip_same_site = self.strip_same_site.clone();
-        Box::pin(FAILURE.scope(std::cell::Cell::new(None), async move {
-            let result = service.call(req).await;
-            let failure = FAILURE.with(|slot| slot.get());
-            match result {
-                Err(_) if failure.is_some() => Err(failure_error(failure)),
-                Ok(mut res) => {
-                    if let Some(name) = strip_same_site {
-                        remove_same_site(&mut res, &name);
-                    }
-                    Ok(res)
-                }
-                Err(err) => Err(err),
-            }
-        }))
-    }
-}
-
-/// Runs inside actix-session's middleware, after the handler: when the session was loaded from
-/// the store, left unchanged, and last written more than the touch interval ago, it records the
-/// time, which makes actix-session write the session (refreshing its TTL) and send the cookie
-/// again with a fresh Max-Age. Flamingo re-saves on every request instead.
-#[doc(hidden)]
-pub struct TouchService<S> {
-    service: S,
-    interval: std::time::Duration,
-}
-
-impl<S, B> Service<ServiceRequest> for TouchService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse<B>, actix_web::Error>>>>;
-
-    actix_web::dev::forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let fut = self.service.call(req);
-        let interval = self.interval;
-        Box::pin(async move {
-            let res = fut.await?;
-            let session = actix_session::SessionExt::get_session(res.request());
-            if session.status() == actix_session::SessionStatus::Unchanged {
-                let due = {
-                    let entries = session.entries();
-                    entries.contains_key(ID_KEY)
-                        && entries
-                            .get(TOUCHED_KEY)
-                            .and_then(|t| t.parse::<u64>().ok())
-                            .is_none_or(|t| unix_now().saturating_sub(t) >= interval.as_secs())
-                };
-                if due {
-                    let _ = session.insert(TOUCHED_KEY, unix_now());
-                }
-            }
-            Ok(res)
-        })
-    }
-}
-
-/// The answer for a store failure; its cause was logged by the adapter.
-fn failure_error(failure: Option<StoreFailure>) -> actix_web::Error {
-    match failure {
-        Some(StoreFailure::TooLarge { size, limit }) => actix_web::error::InternalError::new(
-            format!(
-                "the session would grow to {size} bytes, over flamingo.session.store.length \
-                 ({limit} bytes); nothing was saved"
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE,
-        )
-        .into(),
-        _ => actix_web::error::InternalError::new(
-            "session store unavailable, try again shortly",
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .into(),
-    }
-}
-
-/// `cookie.sameSite: default` sends no SameSite attribute; actix-session always sets one.
-fn remove_same_site<B>(res: &mut ServiceResponse<B>, name: &str) {
-    let headers = res.headers_mut();
-    let cookies: Vec<header::HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
-    if cookies.is_empty() {
-        return;
-    }
-    headers.remove(header::SET_COOKIE);
-    let prefix = format!("{name}=");
-    for value in cookies {
-        let rewritten = value
-            .to_str()
-            .ok()
-            .filter(|text| text.starts_with(&prefix))
-            .map(|text| {
-                text.split("; ")
-                    .filter(|part| !part.to_ascii_lowercase().starts_with("samesite="))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .and_then(|text| header::HeaderValue::from_str(&text).ok())
-            .unwrap_or(value);
-        headers.append(header::SET_COOKIE, rewritten);
-    }
-}
-
-impl<S> Transform<S, ServiceRequest> for Sessions
-where
-    SessionLayer: Transform<S, ServiceRequest>,
-{
-    type Response = <SessionLayer as Transform<S, ServiceRequest>>::Response;
-    type Error = <SessionLayer as Transform<S, ServiceRequest>>::Error;
-    type Transform = <SessionLayer as Transform<S, ServiceRequest>>::Transform;
-    type InitError = <SessionLayer as Transform<S, ServiceRequest>>::InitError;
-    type Future = <SessionLayer as Transform<S, ServiceRequest>>::Future;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        self.middleware().new_transform(service)
-    }
 }

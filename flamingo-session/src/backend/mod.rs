@@ -1,39 +1,49 @@
-//! The object-safe backend trait every session store of ours implements.
+//! Backends: the object-safe trait every session store implements, its contract, and ours.
 //!
 //! actix-session's [`SessionStore`](actix_session::storage::SessionStore) is not object-safe, so a
 //! backend chosen at run time from config cannot be a `dyn SessionStore`. [`SessionBackend`] is
-//! the object-safe, `Send + Sync` trait our memory, file and Redis backends implement, and the one
-//! an application implements for a custom backend (Flamingo's `CustomSessionBackend`). One adapter,
-//! [`BackendStore`](crate::BackendStore), turns any `Arc<dyn SessionBackend>` into an actix-session
-//! store.
+//! the object-safe, `Send + Sync` trait our [`memory`], [`file`](mod@file) and [`redis`](mod@redis)
+//! backends implement, and the one an application implements for a custom backend (Flamingo's
+//! `CustomSessionBackend`). The [`middleware`](crate::middleware) adapts it to actix-session both
+//! ways.
 //!
 //! # The contract
 //!
 //! - A session is a map from key to value; each value is one JSON document as text (what
 //!   [`Session::store`](crate::Session::store) wrote). A backend stores the text as it is: it
 //!   never wraps a value in a second layer of JSON string escaping.
-//! - [`create`](SessionBackend::create) picks a fresh key with at least 128 random bits
-//!   ([`generate_session_key`]) and **never overwrites** an existing session: on a collision it
-//!   retries with another key.
+//! - Sessions are named by [`SessionId`], validated when it was made: a backend never checks it
+//!   again and never prints it (log [`SessionId::hash`]).
+//! - [`create`](SessionBackend::create) picks a fresh ID ([`SessionId::generate`]) and **never
+//!   overwrites** an existing session: on a collision it retries with another ID.
 //! - [`save`](SessionBackend::save) applies a [`SessionChange`] *atomically*: either the whole
 //!   state is replaced, or only the keys one request changed are merged into what is stored now,
-//!   so two concurrent requests writing different keys both keep their writes. Saving to a key
-//!   that expired meanwhile creates it again.
+//!   so two concurrent requests writing different keys both keep their writes.
+//! - **A dead session stays dead.** `save` and `touch` on a session that is not stored (deleted
+//!   by a logout, a purge or a renew, or expired, perhaps by another process, while the request
+//!   ran) write nothing and answer [`SaveOutcome::Gone`]: a request that loaded a session before
+//!   its logout can never bring it back.
 //! - Every write sets the time to live; a session not written or touched within its TTL is gone.
 //! - A state whose encoded size exceeds the backend's `store.length` is refused with
 //!   [`BackendError::TooLarge`] and what was stored before stays intact.
 //! - Stored data that cannot be decoded is [`BackendError::Corrupt`]: the middleware then starts
 //!   a fresh session and logs a warning. An unreachable store is [`BackendError::Unavailable`].
-//! - Errors never contain the session key: log [`key_hash`] instead.
 //!
-//! [`conformance`](crate::conformance) checks all of this for any backend.
+//! [`conformance`] checks all of this for any backend, one function per rule.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use rand::RngCore as _;
-use sha2::Digest as _;
+
+pub mod conformance;
+#[cfg(feature = "file")]
+pub mod file;
+mod id;
+pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+pub use id::{InvalidSessionId, SessionId};
 
 /// The data of one session: key → the value's JSON text.
 pub type SessionState = HashMap<String, String>;
@@ -107,9 +117,6 @@ pub enum BackendError {
     /// The store could not be reached or did not answer in time.
     #[error("session store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A key that cannot name a session (for example one with a path separator).
-    #[error("invalid session key")]
-    InvalidKey,
     /// Any other failure.
     #[error("session store error: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -154,10 +161,21 @@ impl HealthStatus {
     }
 }
 
+/// What [`SessionBackend::save`] and [`SessionBackend::touch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SaveOutcome {
+    /// The session was stored: the change applied and the TTL set.
+    Saved,
+    /// No session is stored under this ID (deleted or expired meanwhile): nothing was written,
+    /// and the session stays dead.
+    Gone,
+}
+
 /// An object-safe, async session backend: memory, file, Redis, or the application's own.
 ///
 /// See the [module documentation](self) for the contract, and
-/// [`conformance::run`](crate::conformance::run) to check an implementation against it.
+/// [`conformance::run`] to check an implementation against it.
 ///
 /// # Examples
 ///
@@ -166,7 +184,8 @@ impl HealthStatus {
 /// ```
 /// use std::time::Duration;
 /// use flamingo_session::backend::{
-///     BackendError, HealthStatus, SessionBackend, SessionChange, SessionState,
+///     BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange, SessionId,
+///     SessionState,
 /// };
 /// use flamingo_session::MemoryBackend;
 ///
@@ -175,20 +194,25 @@ impl HealthStatus {
 /// #[async_trait::async_trait]
 /// impl SessionBackend for MyBackend {
 ///     fn name(&self) -> &str { "my-backend" }
-///     async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
-///         self.0.load(key).await
+///     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+///         self.0.load(id).await
 ///     }
-///     async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+///     async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
 ///         self.0.create(state, ttl).await
 ///     }
-///     async fn save(&self, key: &str, change: SessionChange, ttl: Duration) -> Result<(), BackendError> {
-///         self.0.save(key, change, ttl).await
+///     async fn save(
+///         &self,
+///         id: &SessionId,
+///         change: SessionChange,
+///         ttl: Duration,
+///     ) -> Result<SaveOutcome, BackendError> {
+///         self.0.save(id, change, ttl).await
 ///     }
-///     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
-///         self.0.touch(key, ttl).await
+///     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
+///         self.0.touch(id, ttl).await
 ///     }
-///     async fn delete(&self, key: &str) -> Result<(), BackendError> {
-///         self.0.delete(key).await
+///     async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
+///         self.0.delete(id).await
 ///     }
 ///     async fn health(&self) -> HealthStatus { HealthStatus::up() }
 /// }
@@ -198,25 +222,26 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// A short name for logs and health output, such as `"memory"` or `"redis"`.
     fn name(&self) -> &str;
 
-    /// Loads a session. `Ok(None)` when no live session has this key (unknown or expired).
+    /// Loads a session. `Ok(None)` when no live session has this ID (unknown or expired).
     ///
     /// # Errors
     ///
     /// [`BackendError::Corrupt`] when stored data cannot be decoded, [`BackendError::Unavailable`]
     /// when the store cannot be reached.
-    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError>;
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError>;
 
-    /// Stores a new session under a fresh key and returns the key. Never overwrites an existing
+    /// Stores a new session under a fresh ID and returns the ID. Never overwrites an existing
     /// session.
     ///
     /// # Errors
     ///
     /// [`BackendError::TooLarge`] above `store.length`, [`BackendError::Unavailable`] when the
     /// store cannot be reached.
-    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError>;
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError>;
 
-    /// Applies `change` to the session `key` atomically and sets its TTL to `ttl`. If the session
-    /// expired meanwhile it is created again under the same key.
+    /// Applies `change` to the live session `id` atomically and sets its TTL to `ttl`. A session
+    /// that is not stored (deleted or expired) is not created again: the answer is
+    /// [`SaveOutcome::Gone`] and nothing is written.
     ///
     /// # Errors
     ///
@@ -224,25 +249,25 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// state stays intact), [`BackendError::Unavailable`] when the store cannot be reached.
     async fn save(
         &self,
-        key: &str,
+        id: &SessionId,
         change: SessionChange,
         ttl: Duration,
-    ) -> Result<(), BackendError>;
+    ) -> Result<SaveOutcome, BackendError>;
 
-    /// Extends the TTL of an existing session without changing its data; a missing session stays
-    /// missing.
+    /// Extends the TTL of a live session without changing its data; a missing session stays
+    /// missing ([`SaveOutcome::Gone`]).
     ///
     /// # Errors
     ///
     /// [`BackendError::Unavailable`] when the store cannot be reached.
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError>;
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError>;
 
     /// Deletes a session; deleting a missing session is not an error.
     ///
     /// # Errors
     ///
     /// [`BackendError::Unavailable`] when the store cannot be reached.
-    async fn delete(&self, key: &str) -> Result<(), BackendError>;
+    async fn delete(&self, id: &SessionId) -> Result<(), BackendError>;
 
     /// Checks that the backend works (Redis: PING within the timeout; file: the folder is
     /// writable; memory: always up).
@@ -253,50 +278,6 @@ pub trait SessionBackend: Send + Sync + 'static {
     fn can_hold_tokens(&self) -> bool {
         true
     }
-}
-
-/// Generates a session key: 32 random bytes (256 bits) from the OS-seeded CSPRNG, base64url
-/// without padding (43 characters of `[A-Za-z0-9_-]`).
-///
-/// # Examples
-///
-/// ```
-/// let key = flamingo_session::backend::generate_session_key();
-/// assert_eq!(key.len(), 43);
-/// assert!(flamingo_session::backend::is_valid_session_key(&key));
-/// ```
-pub fn generate_session_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Whether `key` has the shape [`generate_session_key`] produces. Backends that map keys to
-/// paths or names use it to refuse anything else.
-///
-/// # Examples
-///
-/// ```
-/// use flamingo_session::backend::is_valid_session_key;
-/// assert!(!is_valid_session_key("../../etc/passwd"));
-/// ```
-pub fn is_valid_session_key(key: &str) -> bool {
-    key.len() == 43
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Hex SHA-256 of a session key: safe to log, stable for one session.
-///
-/// # Examples
-///
-/// ```
-/// let hash = flamingo_session::backend::key_hash("abc");
-/// assert_eq!(hash.len(), 64);
-/// ```
-pub fn key_hash(key: &str) -> String {
-    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 /// The encoded size of a state, as counted against `store.length`: the sum of key and value
@@ -334,20 +315,4 @@ pub fn check_length(state: &SessionState, limit: usize) -> Result<(), BackendErr
         return Err(BackendError::TooLarge { size, limit });
     }
     Ok(())
-}
-
-/// A session key that prints as `SessionKey(<hash prefix>)` so it can never leak into logs.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RedactedKey<'a>(pub &'a str);
-
-impl fmt::Debug for RedactedKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionKey({})", &key_hash(self.0)[..12])
-    }
-}
-
-impl fmt::Display for RedactedKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
 }

@@ -7,22 +7,25 @@
 //! `session:`). Each session key is a hash field whose value is the stored JSON text as it is,
 //! so `redis-cli HGETALL session:<key>` shows readable values.
 //!
-//! The hash always carries one extra field, [`CREATED_FIELD`] (`__flamingo_created`), written by
-//! every write: a Redis hash with no fields does not exist, and an empty session must. [`load`]
-//! strips it, and its name is reserved: storing a value under it is refused.
+//! The hash always carries one extra field, [`SIZE_FIELD`] (`__flamingo.size`), the encoded size
+//! of the data, written by every write: a Redis hash with no fields does not exist, and an empty
+//! session must. [`load`] strips it, and its name is reserved: storing a value under it is
+//! refused.
 //!
 //! # Writes
 //!
 //! Every write is one Lua script run with `EVALSHA`, so the time to live is set in the same
 //! command as the data and each change is atomic:
 //!
-//! - create: nothing happens if the key exists (a new key is drawn, up to
-//!   [`CREATE_ATTEMPTS`] times); otherwise `HSET` and `PEXPIRE`;
-//! - save, [`Replace`](SessionChange::Replace): `DEL`, `HSET`, `PEXPIRE`;
-//! - save, [`Merge`](SessionChange::Merge): `HDEL` the removed keys, `HSET` the set ones,
-//!   `PEXPIRE`; a session that expired meanwhile is created again. The script computes the size
-//!   of the merged state first (field names plus `HSTRLEN` of each value) and writes nothing when
-//!   it exceeds `store.length`, which gives [`BackendError::TooLarge`];
+//! - create: nothing happens if the key exists (a new ID is drawn, up to
+//!   [`CREATE_ATTEMPTS`] times); otherwise one variadic `HSET` and `PEXPIRE`;
+//! - save, [`Replace`](SessionChange::Replace): `DEL`, one `HSET`, `PEXPIRE`;
+//! - save, [`Merge`](SessionChange::Merge): one `HDEL` of the removed keys, one `HSET` of the set
+//!   ones, `PEXPIRE`. The script computes the new size from the stored one and the old values of
+//!   the changed fields only (one `HMGET`) and writes nothing when it exceeds `store.length`,
+//!   which gives [`BackendError::TooLarge`];
+//! - a save to a session that is not stored (deleted or expired) writes nothing and answers
+//!   [`SaveOutcome::Gone`]: a dead session stays dead;
 //! - touch: `PEXPIRE` (a missing session stays missing); delete: `DEL`; load: `HGETALL`.
 //!
 //! Each script touches exactly one key, hence one hash slot: all of it works on a cluster.
@@ -70,82 +73,86 @@ use tracing::Instrument as _;
 
 use crate::{
     backend::{
-        check_length, generate_session_key, is_valid_session_key, key_hash, BackendError,
-        HealthStatus, SessionBackend, SessionChange, SessionState,
+        check_length, encoded_len, BackendError, HealthStatus, SaveOutcome, SessionBackend,
+        SessionChange, SessionId, SessionState,
     },
     config::{ConfigError, RedisConnection, SessionConfig},
 };
 
-/// The hash field every stored session carries so that an empty session exists in Redis. It is
-/// stripped on load and reserved: a session value cannot be stored under this name.
-pub const CREATED_FIELD: &str = "__flamingo_created";
+/// The hash field every stored session carries: the encoded size of its data in bytes (what
+/// `store.length` counts). A Redis hash with no fields does not exist and an empty session must,
+/// so this field also marks a live session. It is stripped on load; its name starts with the
+/// prefix [`Session`](crate::Session) reserves, so no value can be stored under it.
+pub const SIZE_FIELD: &str = "__flamingo.size";
 
-/// How many fresh keys [`RedisBackend`]'s `create` tries before giving up (a collision of 256-bit
-/// random keys does not happen in practice; the bound only guards against a broken generator).
+/// How many fresh IDs [`RedisBackend`]'s `create` tries before giving up (a collision of 256-bit
+/// random IDs does not happen in practice; the bound only guards against a broken generator).
 pub const CREATE_ATTEMPTS: usize = 8;
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the created field, then field/value
-/// pairs. Returns 1 when written, 0 when the key already exists.
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, then the size field and its value, then the
+/// field/value pairs. Returns 1 when written, 0 when the key already exists.
 const CREATE_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], ARGV[2], '1')
-for i = 3, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the created field, then field/value
-/// pairs. Returns 1.
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size field, then the size field and
+/// its value, then the field/value pairs. Returns 1 when written, 0 when the session is not stored
+/// (it stays dead).
 const REPLACE_SCRIPT: &str = r"
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], ARGV[2], '1')
-for i = 3, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the created field, `ARGV[3]` the size
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size field, `ARGV[3]` the size
 /// limit (0 = none), `ARGV[4]` the number n of removed fields, `ARGV[5 .. 4+n]` those fields,
-/// then field/value pairs to set. Returns `{1, size}` when written, `{0, size}` when the merged
-/// state (`size` bytes) exceeds the limit and nothing was written.
+/// then field/value pairs to set. The new size is the stored one minus the old values of the
+/// changed fields (one `HMGET`) plus the new ones, so only the changed fields are looked at.
+/// Returns `{1, size}` when written, `{0, size}` when the merged state (`size` bytes) exceeds the
+/// limit and nothing was written, `{-1, 0}` when the session is not stored (it stays dead).
 const MERGE_SCRIPT: &str = r"
-local key, created = KEYS[1], ARGV[2]
+local key = KEYS[1]
+local stored = redis.call('HGET', key, ARGV[2])
+if not stored then
+  return {-1, 0}
+end
 local limit, removed = tonumber(ARGV[3]), tonumber(ARGV[4])
 local first_set = 5 + removed
-local size = 0
-if limit > 0 then
-  local lengths = {}
-  for _, field in ipairs(redis.call('HKEYS', key)) do
-    if field ~= created then
-      lengths[field] = redis.call('HSTRLEN', key, field)
+local names = {}
+for i = 5, first_set - 1 do
+  names[#names + 1] = ARGV[i]
+end
+for i = first_set, #ARGV, 2 do
+  names[#names + 1] = ARGV[i]
+end
+local size = tonumber(stored)
+if #names > 0 then
+  local old = redis.call('HMGET', key, unpack(names))
+  for i = 1, #names do
+    if old[i] then
+      size = size - string.len(names[i]) - string.len(old[i])
     end
   end
-  for i = 5, first_set - 1 do
-    lengths[ARGV[i]] = nil
-  end
-  for i = first_set, #ARGV, 2 do
-    lengths[ARGV[i]] = string.len(ARGV[i + 1])
-  end
-  for field, length in pairs(lengths) do
-    size = size + string.len(field) + length
-  end
-  if size > limit then
-    return {0, size}
-  end
 end
-for i = 5, first_set - 1 do
-  redis.call('HDEL', key, ARGV[i])
-end
-redis.call('HSET', key, created, '1')
 for i = first_set, #ARGV, 2 do
-  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+  size = size + string.len(ARGV[i]) + string.len(ARGV[i + 1])
 end
+if limit > 0 and size > limit then
+  return {0, size}
+end
+if removed > 0 then
+  redis.call('HDEL', key, unpack(ARGV, 5, first_set - 1))
+end
+redis.call('HSET', key, ARGV[2], size, unpack(ARGV, first_set))
 redis.call('PEXPIRE', key, ARGV[1])
 return {1, size}
 ";
@@ -198,8 +205,8 @@ pub enum RedisBackendError {
         /// The configured timeout.
         timeout: Duration,
     },
-    /// A session value was to be stored under the reserved field name [`CREATED_FIELD`].
-    #[error("the session key {CREATED_FIELD:?} is reserved by the Redis session backend")]
+    /// A session value was to be stored under the reserved field name [`SIZE_FIELD`].
+    #[error("the session key {SIZE_FIELD:?} is reserved by the Redis session backend")]
     ReservedKey,
     /// A script answered something this backend never returns (another program wrote there).
     #[error("Redis at {hosts}: unexpected answer to {operation}")]
@@ -420,8 +427,11 @@ impl RedisBackend {
         &self.key_prefix
     }
 
-    fn redis_key(&self, key: &str) -> String {
-        format!("{}{key}", self.key_prefix)
+    fn redis_key(&self, id: &SessionId) -> String {
+        let mut key = String::with_capacity(self.key_prefix.len() + id.expose().len());
+        key.push_str(&self.key_prefix);
+        key.push_str(id.expose());
+        key
     }
 
     /// The next of this thread's connections, opened on first use in the thread. Connections
@@ -516,12 +526,9 @@ impl SessionBackend for RedisBackend {
         "redis"
     }
 
-    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
-        if !is_valid_session_key(key) {
-            return Ok(None);
-        }
-        let span = tracing::debug_span!("flamingo_session.redis.load", session = %key_hash(key));
-        let redis_key = self.redis_key(key);
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+        let span = tracing::debug_span!("flamingo_session.redis.load", session = %id);
+        let redis_key = self.redis_key(id);
         let fields = self
             .run("load", |mut conn| {
                 let redis_key = &redis_key;
@@ -553,16 +560,17 @@ impl SessionBackend for RedisBackend {
                     "a stored session key or value is not UTF-8 text".to_owned(),
                 ));
             };
-            if field != CREATED_FIELD {
+            if field != SIZE_FIELD {
                 state.insert(field, value);
             }
         }
         Ok(Some(state))
     }
 
-    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         check_reserved(state.keys())?;
         check_length(&state, self.store_length)?;
+        let size = encoded_len(&state);
         let span = tracing::debug_span!(
             "flamingo_session.redis.create",
             session = tracing::field::Empty
@@ -570,13 +578,13 @@ impl SessionBackend for RedisBackend {
         let record = span.clone();
         async {
             for _ in 0..CREATE_ATTEMPTS {
-                let key = generate_session_key();
-                record.record("session", tracing::field::display(key_hash(&key)));
-                let redis_key = self.redis_key(&key);
+                let id = SessionId::generate();
+                record.record("session", tracing::field::display(&id));
+                let redis_key = self.redis_key(&id);
                 let written = self
                     .run("create", |mut conn| {
                         let mut invocation = self.scripts.create.key(&redis_key);
-                        invocation.arg(ttl_millis(ttl)).arg(CREATED_FIELD);
+                        invocation.arg(ttl_millis(ttl)).arg(SIZE_FIELD).arg(size);
                         for (field, value) in &state {
                             invocation.arg(field).arg(value);
                         }
@@ -584,13 +592,13 @@ impl SessionBackend for RedisBackend {
                     })
                     .await?;
                 match written {
-                    1 => return Ok(key),
-                    0 => tracing::debug!("session key collision; trying another key"),
+                    1 => return Ok(id),
+                    0 => tracing::debug!("session ID collision; trying another ID"),
                     _ => return Err(self.unexpected("create")),
                 }
             }
             Err(BackendError::other(format!(
-                "no free session key found in {CREATE_ATTEMPTS} attempts in Redis at {}",
+                "no free session ID found in {CREATE_ATTEMPTS} attempts in Redis at {}",
                 self.hosts
             )))
         }
@@ -600,30 +608,33 @@ impl SessionBackend for RedisBackend {
 
     async fn save(
         &self,
-        key: &str,
+        id: &SessionId,
         change: SessionChange,
         ttl: Duration,
-    ) -> Result<(), BackendError> {
-        if !is_valid_session_key(key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let span = tracing::debug_span!("flamingo_session.redis.save", session = %key_hash(key));
-        let redis_key = self.redis_key(key);
+    ) -> Result<SaveOutcome, BackendError> {
+        let span = tracing::debug_span!("flamingo_session.redis.save", session = %id);
+        let redis_key = self.redis_key(id);
         match change {
             SessionChange::Replace(state) => {
                 check_reserved(state.keys())?;
                 check_length(&state, self.store_length)?;
-                self.run("save", |mut conn| {
-                    let mut invocation = self.scripts.replace.key(&redis_key);
-                    invocation.arg(ttl_millis(ttl)).arg(CREATED_FIELD);
-                    for (field, value) in &state {
-                        invocation.arg(field).arg(value);
-                    }
-                    async move { invocation.invoke_async::<i64>(&mut conn).await }
-                })
-                .instrument(span)
-                .await?;
-                Ok(())
+                let size = encoded_len(&state);
+                let written = self
+                    .run("save", |mut conn| {
+                        let mut invocation = self.scripts.replace.key(&redis_key);
+                        invocation.arg(ttl_millis(ttl)).arg(SIZE_FIELD).arg(size);
+                        for (field, value) in &state {
+                            invocation.arg(field).arg(value);
+                        }
+                        async move { invocation.invoke_async::<i64>(&mut conn).await }
+                    })
+                    .instrument(span)
+                    .await?;
+                match written {
+                    1 => Ok(SaveOutcome::Saved),
+                    0 => Ok(SaveOutcome::Gone),
+                    _ => Err(self.unexpected("save")),
+                }
             }
             SessionChange::Merge { set, remove } => {
                 check_reserved(set.keys())?;
@@ -631,26 +642,27 @@ impl SessionBackend for RedisBackend {
                 check_length(&set, self.store_length)?;
                 let remove: Vec<String> = remove
                     .into_iter()
-                    .filter(|field| field != CREATED_FIELD && !set.contains_key(field))
+                    .filter(|field| field != SIZE_FIELD && !set.contains_key(field))
                     .collect();
                 let (written, size) = self
                     .run("save", |mut conn| {
                         let mut invocation = self.scripts.merge.key(&redis_key);
                         invocation
                             .arg(ttl_millis(ttl))
-                            .arg(CREATED_FIELD)
+                            .arg(SIZE_FIELD)
                             .arg(self.store_length)
                             .arg(remove.len())
                             .arg(&remove);
                         for (field, value) in &set {
                             invocation.arg(field).arg(value);
                         }
-                        async move { invocation.invoke_async::<(i64, u64)>(&mut conn).await }
+                        async move { invocation.invoke_async::<(i64, i64)>(&mut conn).await }
                     })
                     .instrument(span)
                     .await?;
                 match written {
-                    1 => Ok(()),
+                    1 => Ok(SaveOutcome::Saved),
+                    -1 => Ok(SaveOutcome::Gone),
                     0 => Err(BackendError::TooLarge {
                         size: usize::try_from(size).unwrap_or(usize::MAX),
                         limit: self.store_length,
@@ -661,33 +673,32 @@ impl SessionBackend for RedisBackend {
         }
     }
 
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
-        if !is_valid_session_key(key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let span = tracing::debug_span!("flamingo_session.redis.touch", session = %key_hash(key));
-        let redis_key = self.redis_key(key);
-        self.run("touch", |mut conn| {
-            let redis_key = &redis_key;
-            async move {
-                redis::cmd("PEXPIRE")
-                    .arg(redis_key)
-                    .arg(ttl_millis(ttl))
-                    .query_async::<i64>(&mut conn)
-                    .await
-            }
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
+        let span = tracing::debug_span!("flamingo_session.redis.touch", session = %id);
+        let redis_key = self.redis_key(id);
+        let touched = self
+            .run("touch", |mut conn| {
+                let redis_key = &redis_key;
+                async move {
+                    redis::cmd("PEXPIRE")
+                        .arg(redis_key)
+                        .arg(ttl_millis(ttl))
+                        .query_async::<i64>(&mut conn)
+                        .await
+                }
+            })
+            .instrument(span)
+            .await?;
+        Ok(if touched == 1 {
+            SaveOutcome::Saved
+        } else {
+            SaveOutcome::Gone
         })
-        .instrument(span)
-        .await?;
-        Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        if !is_valid_session_key(key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let span = tracing::debug_span!("flamingo_session.redis.delete", session = %key_hash(key));
-        let redis_key = self.redis_key(key);
+    async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
+        let span = tracing::debug_span!("flamingo_session.redis.delete", session = %id);
+        let redis_key = self.redis_key(id);
         self.run("delete", |mut conn| {
             let redis_key = &redis_key;
             async move {
@@ -717,9 +728,9 @@ impl SessionBackend for RedisBackend {
     }
 }
 
-/// Refuses the reserved [`CREATED_FIELD`] as a session key.
+/// Refuses the reserved [`SIZE_FIELD`] as a session key.
 fn check_reserved<'a>(mut keys: impl Iterator<Item = &'a String>) -> Result<(), BackendError> {
-    if keys.any(|k| k == CREATED_FIELD) {
+    if keys.any(|k| k == SIZE_FIELD) {
         return Err(BackendError::other(RedisBackendError::ReservedKey));
     }
     Ok(())

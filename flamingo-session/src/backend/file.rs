@@ -1,6 +1,6 @@
 //! The file backend: one file per session in a folder (`flamingo.session.backend: file`).
 //!
-//! Each session lives in `session_<key>.json` inside the folder `flamingo.session.file`
+//! Each session lives in `session_<id>.json` inside the folder `flamingo.session.file`
 //! (Flamingo's default: `/sessions`). The file holds the expiry time and the session's values:
 //!
 //! ```json
@@ -16,8 +16,10 @@
 //!   and renamed over the session file, so a crash or `kill -9` in the middle of a write leaves
 //!   either the old or the new file, never a torn one. Temporary files left by a crash are removed
 //!   by the cleanup task once they are a minute old.
-//! - **No path escapes.** Only keys of the shape [`generate_session_key`] produces name a file;
-//!   any other key is refused, so no key can name a path outside the folder.
+//! - **No path escapes.** A file is named by a [`SessionId`], whose characters are
+//!   `[A-Za-z0-9_-]` only, so no ID can name a path outside the folder.
+//! - **A dead session stays dead.** A save or touch of a session whose file is gone or expired
+//!   writes nothing and answers [`SaveOutcome::Gone`], under the same locks as every write.
 //! - **Atomic merges, also across processes.** A [`SessionChange::Merge`] re-reads the stored
 //!   session, applies the change and writes the result while holding an in-process lock and an
 //!   advisory file lock (`flock`) on one of 256 lock files (`.lock-00` to `.lock-ff`) in the
@@ -45,12 +47,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
-use crate::{
-    backend::{
-        check_length, generate_session_key, is_valid_session_key, key_hash, BackendError,
-        HealthStatus, SessionBackend, SessionChange, SessionState,
-    },
-    config::SessionConfig,
+use crate::backend::{
+    check_length, BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange,
+    SessionId, SessionState,
 };
 
 /// The format version written into every file (`"v"`).
@@ -166,37 +165,6 @@ impl fmt::Debug for FileBackend {
 }
 
 impl FileBackend {
-    /// Opens the file backend configured in `flamingo.session.*`: the folder `file`, the size
-    /// limit `store.length` and the cleanup interval `fileCleanupInterval`.
-    ///
-    /// # Errors
-    ///
-    /// [`BackendError::Unavailable`] when the folder cannot be created or is not a folder.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use flamingo_session::{FileBackend, SessionConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let folder = tempfile::tempdir()?;
-    /// let mut config = SessionConfig::default();
-    /// config.file = folder.path().join("sessions");
-    /// let backend = FileBackend::from_config(&config).await?;
-    /// assert_eq!(backend.dir(), std::fs::canonicalize(&config.file)?);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn from_config(config: &SessionConfig) -> Result<Self, BackendError> {
-        let options = FileOptions {
-            store_length: config.store_length,
-            cleanup_interval: config.file_cleanup_interval,
-            sync: config.file_sync,
-        };
-        Self::open(&config.file, options).await
-    }
-
     /// Opens (and creates, with mode `0700`, if missing) the session folder `dir`. An existing
     /// folder is used as it is. The cleanup task starts when this runs inside a Tokio runtime
     /// and `options.cleanup_interval` is not zero.
@@ -297,11 +265,8 @@ impl SessionBackend for FileBackend {
         "file"
     }
 
-    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
-        if !is_valid_session_key(key) {
-            return Ok(None);
-        }
-        let id = SessionId::new(key);
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+        let id = FileId::new(id);
         let span = tracing::debug_span!("flamingo_session.file.load", session = %id.hash);
         let folder = Arc::clone(&self.inner.folder);
         run_blocking(move || folder.load(&id))
@@ -309,7 +274,7 @@ impl SessionBackend for FileBackend {
             .await
     }
 
-    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         let span = tracing::debug_span!(
             "flamingo_session.file.create",
             session = tracing::field::Empty
@@ -321,15 +286,15 @@ impl SessionBackend for FileBackend {
         run_blocking(move || {
             let bytes = encode(expires, &state)?;
             for _ in 0..CREATE_ATTEMPTS {
-                let id = SessionId::new(&generate_session_key());
+                let id = FileId::new(&SessionId::generate());
                 task_span.record("session", tracing::field::display(&id.hash));
                 if folder.write(&id, &bytes, WriteMode::NoClobber)? {
                     return Ok(id.key);
                 }
-                tracing::debug!("session key collision; trying another key");
+                tracing::debug!("session ID collision; trying another ID");
             }
             Err(BackendError::other(format!(
-                "no free session key found in {CREATE_ATTEMPTS} attempts in the session folder"
+                "no free session ID found in {CREATE_ATTEMPTS} attempts in the session folder"
             )))
         })
         .instrument(span)
@@ -338,14 +303,11 @@ impl SessionBackend for FileBackend {
 
     async fn save(
         &self,
-        key: &str,
+        id: &SessionId,
         change: SessionChange,
         ttl: Duration,
-    ) -> Result<(), BackendError> {
-        if !is_valid_session_key(key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let id = SessionId::new(key);
+    ) -> Result<SaveOutcome, BackendError> {
+        let id = FileId::new(id);
         let span = tracing::debug_span!("flamingo_session.file.save", session = %id.hash);
         let _guard = self
             .lock_shard(id.shard)
@@ -360,11 +322,8 @@ impl SessionBackend for FileBackend {
             .await
     }
 
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
-        if !is_valid_session_key(key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let id = SessionId::new(key);
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
+        let id = FileId::new(id);
         let span = tracing::debug_span!("flamingo_session.file.touch", session = %id.hash);
         let _guard = self
             .lock_shard(id.shard)
@@ -378,11 +337,8 @@ impl SessionBackend for FileBackend {
             .await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        if !is_valid_session_key(key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let id = SessionId::new(key);
+    async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
+        let id = FileId::new(id);
         let span = tracing::debug_span!("flamingo_session.file.delete", session = %id.hash);
         let _guard = self
             .lock_shard(id.shard)
@@ -412,23 +368,22 @@ impl SessionBackend for FileBackend {
     }
 }
 
-/// A validated session key with what the backend derives from it.
-struct SessionId {
-    key: String,
-    /// `key_hash(key)`: what logs show.
+/// A session's ID with what the backend derives from it.
+struct FileId {
+    key: SessionId,
+    /// `key.hash()`: what logs show.
     hash: String,
     /// Which lock shard (in-process mutex and lock file) guards this session.
     shard: u8,
 }
 
-impl SessionId {
-    /// `key` must be valid ([`is_valid_session_key`]).
-    fn new(key: &str) -> Self {
-        let hash = key_hash(key);
+impl FileId {
+    fn new(key: &SessionId) -> Self {
+        let hash = key.hash();
         // The first byte of the SHA-256, the same in every process that shares the folder.
         let shard = u8::from_str_radix(&hash[..2], 16).unwrap_or(0);
-        SessionId {
-            key: key.to_owned(),
+        FileId {
+            key: key.clone(),
             hash,
             shard,
         }
@@ -498,18 +453,9 @@ impl Folder {
     }
 
     /// The path of a session's file, checked to lie directly in the folder.
-    fn session_path(&self, id: &SessionId) -> Result<PathBuf, BackendError> {
-        if !is_valid_session_key(&id.key) {
-            return Err(BackendError::InvalidKey);
-        }
-        let path = self
-            .dir
-            .join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", id.key));
-        // Defence in depth: whatever the key check above allows, the file is in the folder.
-        if path.parent() != Some(self.dir.as_path()) {
-            return Err(BackendError::InvalidKey);
-        }
-        Ok(path)
+    fn session_path(&self, id: &FileId) -> PathBuf {
+        self.dir
+            .join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", id.key.expose()))
     }
 
     /// Takes the advisory file lock of a shard; it is released when the returned file closes.
@@ -544,8 +490,8 @@ impl Folder {
     /// Writes a session file atomically: a temporary file in the folder, flushed to disk, then
     /// renamed over the target. With [`WriteMode::NoClobber`], returns `false` (and writes nothing)
     /// when the target exists.
-    fn write(&self, id: &SessionId, bytes: &[u8], mode: WriteMode) -> Result<bool, BackendError> {
-        let path = self.session_path(id)?;
+    fn write(&self, id: &FileId, bytes: &[u8], mode: WriteMode) -> Result<bool, BackendError> {
+        let path = self.session_path(id);
         let mut builder = tempfile::Builder::new();
         builder.prefix(TMP_PREFIX);
         #[cfg(unix)]
@@ -575,8 +521,8 @@ impl Folder {
         }
     }
 
-    fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
-        let path = self.session_path(id)?;
+    fn load(&self, id: &FileId) -> Result<Option<SessionState>, BackendError> {
+        let path = self.session_path(id);
         match self.read(&path)? {
             None => Ok(None),
             Some((expires, state)) if expires > now_ms() => Ok(Some(state)),
@@ -592,42 +538,46 @@ impl Folder {
 
     fn save(
         &self,
-        id: &SessionId,
+        id: &FileId,
         change: SessionChange,
         limit: usize,
         expires: u64,
-    ) -> Result<(), BackendError> {
-        let path = self.session_path(id)?;
+    ) -> Result<SaveOutcome, BackendError> {
+        let path = self.session_path(id);
         let _lock = self.lock(id.shard)?;
+        let Some(stored) = self.read_live(&path)? else {
+            return Ok(SaveOutcome::Gone);
+        };
         let mut state = match &change {
-            SessionChange::Merge { .. } => self.read_live(&path)?.unwrap_or_default(),
-            _ => SessionState::new(),
+            SessionChange::Merge { .. } => stored,
+            SessionChange::Replace(_) => SessionState::new(),
         };
         change.apply_to(&mut state);
         check_length(&state, limit)?;
         self.write(id, &encode(expires, &state)?, WriteMode::Overwrite)?;
-        Ok(())
+        Ok(SaveOutcome::Saved)
     }
 
-    fn touch(&self, id: &SessionId, expires: u64) -> Result<(), BackendError> {
-        let path = self.session_path(id)?;
+    fn touch(&self, id: &FileId, expires: u64) -> Result<SaveOutcome, BackendError> {
+        let path = self.session_path(id);
         let _lock = self.lock(id.shard)?;
         match self.read(&path)? {
             Some((old, state)) if old > now_ms() => {
                 self.write(id, &encode(expires, &state)?, WriteMode::Overwrite)?;
+                Ok(SaveOutcome::Saved)
             }
             Some(_) => {
                 fs::remove_file(&path)
                     .or_else(not_found_ok)
                     .map_err(|err| self.error("remove an expired session file", err))?;
+                Ok(SaveOutcome::Gone)
             }
-            None => {}
+            None => Ok(SaveOutcome::Gone),
         }
-        Ok(())
     }
 
-    fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
-        let path = self.session_path(id)?;
+    fn delete(&self, id: &FileId) -> Result<(), BackendError> {
+        let path = self.session_path(id);
         let _lock = self.lock(id.shard)?;
         fs::remove_file(&path)
             .or_else(not_found_ok)
@@ -635,8 +585,8 @@ impl Folder {
     }
 
     /// Removes a session file if it is (still, under the lock) expired; `true` when removed.
-    fn remove_if_expired(&self, id: &SessionId) -> Result<bool, BackendError> {
-        let path = self.session_path(id)?;
+    fn remove_if_expired(&self, id: &FileId) -> Result<bool, BackendError> {
+        let path = self.session_path(id);
         let _lock = self.lock(id.shard)?;
         let expires = match fs::read(&path) {
             Ok(bytes) => decode_header(&bytes)?.expires,
@@ -675,16 +625,16 @@ impl Folder {
             else {
                 continue;
             };
-            if !is_valid_session_key(key) {
+            let Ok(key) = SessionId::parse(key) else {
                 continue;
-            }
+            };
             let header = match fs::read(entry.path()) {
                 Ok(bytes) => decode_header(&bytes),
                 Err(_) => continue, // removed meanwhile, or unreadable: not ours to judge now
             };
             match header {
                 Ok(header) if header.expires <= now => {
-                    match self.remove_if_expired(&SessionId::new(key)) {
+                    match self.remove_if_expired(&FileId::new(&key)) {
                         Ok(true) => report.sessions += 1,
                         Ok(false) => {}
                         Err(err) => {

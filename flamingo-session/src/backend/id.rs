@@ -1,0 +1,156 @@
+//! [`SessionId`]: the one type for a session's ID, validated once and never printed.
+
+use std::{fmt, str::FromStr};
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use sha2::Digest as _;
+
+/// Shortest ID accepted: 22 characters of base64url carry 132 bits.
+const MIN_LEN: usize = 22;
+/// Longest ID accepted (actix-session's own stores use 64 characters).
+const MAX_LEN: usize = 128;
+
+/// The ID of a stored session: 22 to 128 characters of `[A-Za-z0-9_-]`.
+///
+/// Every value of this type was validated when it was made, so a backend can use it as a file
+/// name or a Redis key without checking it again, and it can never name a path outside a folder.
+/// It is a secret (whoever holds it holds the session): its `Debug` and `Display` show only the
+/// first characters of its [`hash`](Self::hash), so it cannot leak into a log or an error by
+/// accident. [`expose`](Self::expose) gives the text, for a backend and the cookie only.
+///
+/// # Examples
+///
+/// ```
+/// use flamingo_session::SessionId;
+///
+/// let id = SessionId::generate();
+/// assert_eq!(id.expose().len(), 43);
+/// assert!(!format!("{id:?}").contains(id.expose()));
+/// assert!("../../etc/passwd".parse::<SessionId>().is_err());
+/// assert_eq!(id.expose().parse::<SessionId>().unwrap(), id);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Box<str>);
+
+/// A string that is not a valid [`SessionId`]; says why without repeating it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a session ID: {0}")]
+pub struct InvalidSessionId(&'static str);
+
+impl SessionId {
+    /// A fresh ID: 32 random bytes (256 bits) from the OS-seeded CSPRNG, base64url without
+    /// padding (43 characters).
+    pub fn generate() -> SessionId {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        SessionId(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .into_boxed_str(),
+        )
+    }
+
+    /// Checks `text` and makes an ID of it.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSessionId`] when `text` is shorter than 22 or longer than 128 characters or holds
+    /// a character outside `[A-Za-z0-9_-]`.
+    pub fn parse(text: &str) -> Result<SessionId, InvalidSessionId> {
+        if text.len() < MIN_LEN {
+            return Err(InvalidSessionId("too short"));
+        }
+        if text.len() > MAX_LEN {
+            return Err(InvalidSessionId("too long"));
+        }
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(InvalidSessionId("a character outside [A-Za-z0-9_-]"));
+        }
+        Ok(SessionId(text.into()))
+    }
+
+    /// The ID's text: for a backend's key or file name and for the cookie. Never log it: log
+    /// [`hash`](Self::hash).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Hex SHA-256 of the ID (Flamingo's `IDHash`): stable for the session and safe to log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let id = flamingo_session::SessionId::generate();
+    /// assert_eq!(id.hash().len(), 64);
+    /// ```
+    pub fn hash(&self) -> String {
+        hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = InvalidSessionId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        SessionId::parse(text)
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = InvalidSessionId;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        SessionId::parse(&text)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", &self.hash()[..12])
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_valid_and_distinct() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(a.expose()), Ok(a));
+    }
+
+    #[test]
+    fn bad_ids_are_refused_with_a_reason() {
+        assert_eq!(
+            SessionId::parse("short").unwrap_err().to_string(),
+            "not a session ID: too short"
+        );
+        assert!(SessionId::parse(&"a".repeat(129)).is_err());
+        assert!(SessionId::parse(&"a/".repeat(20)).is_err());
+        assert!(SessionId::parse(&format!("{}..", "a".repeat(30))).is_err());
+        // actix-session's own keys: 64 alphanumeric characters.
+        assert!(SessionId::parse(&"A1".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_id() {
+        let id = SessionId::generate();
+        for shown in [format!("{id:?}"), format!("{id}")] {
+            assert!(!shown.contains(id.expose()));
+            assert!(shown.starts_with("SessionId("));
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The in-process memory backend (`flamingo.session.backend: memory`, the default).
+//!
+//! Sessions live in a sharded map: at most `memory.capacity` sessions, each with its own TTL.
+//! Expired sessions are dropped when they are next looked at and by a sweep of one shard on
+//! every 64th create; a full shard first drops its expired sessions, then the one closest to
+//! expiry (with sliding expiry, the least recently used). Every write is one step under its
+//! shard's lock, so concurrent merges into one session lose nothing. Sessions do not survive a
+//! restart and are not shared between processes: use it for development, tests and
+//! single-instance apps.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash, Hasher},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+
+use crate::backend::{
+    check_length, BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange,
+    SessionId, SessionState,
+};
+
+/// Number of shards: enough that the 2–64 worker threads of an actix server rarely meet on one
+/// lock.
+const SHARDS: usize = 64;
+/// A shard is swept for expired sessions on every this many creates.
+const SWEEP_EVERY: usize = 64;
+/// How many IDs `create` tries before giving up (a 256-bit collision does not happen; the bound
+/// only guards against a broken generator).
+const CREATE_ATTEMPTS: usize = 16;
+
+struct Entry {
+    state: SessionState,
+    expires_at: Instant,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        now < self.expires_at
+    }
+}
+
+type Shard = HashMap<SessionId, Entry>;
+
+struct Inner {
+    shards: Vec<Mutex<Shard>>,
+    hasher: std::collections::hash_map::RandomState,
+    shard_capacity: usize,
+    store_length: usize,
+    creates: AtomicUsize,
+}
+
+/// The memory backend: bounded, per-session TTL, atomic merges.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use flamingo_session::{MemoryBackend, SessionBackend, SessionState};
+///
+/// # actix_web::rt::System::new().block_on(async {
+/// let backend = MemoryBackend::new(10_000, 1 << 20);
+/// let id = backend.create(SessionState::new(), Duration::from_secs(60)).await?;
+/// assert!(backend.load(&id).await?.is_some());
+/// # Ok::<(), flamingo_session::BackendError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct MemoryBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("sessions", &self.len())
+            .field("store_length", &self.inner.store_length)
+            .finish()
+    }
+}
+
+/// The options of [`MemoryBackend`]: `flamingo.session.memory.capacity` and `store.length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryOptions {
+    /// At most this many sessions are held. Default: `1000000`.
+    pub capacity: u64,
+    /// The largest session in bytes, `0` for no limit. Default: `1048576`.
+    pub store_length: usize,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            capacity: 1_000_000,
+            store_length: 1 << 20,
+        }
+    }
+}
+
+impl MemoryBackend {
+    /// A backend holding at most `capacity` sessions of at most `store_length` bytes each
+    /// (`0` = no size limit).
+    pub fn new(capacity: u64, store_length: usize) -> Self {
+        Self::with_options(MemoryOptions {
+            capacity,
+            store_length,
+        })
+    }
+
+    /// A backend with these options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_session::backend::memory::{MemoryBackend, MemoryOptions};
+    /// let backend = MemoryBackend::with_options(MemoryOptions::default());
+    /// assert!(backend.is_empty());
+    /// ```
+    pub fn with_options(options: MemoryOptions) -> Self {
+        let capacity = usize::try_from(options.capacity.max(1)).unwrap_or(usize::MAX);
+        MemoryBackend {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                hasher: std::collections::hash_map::RandomState::new(),
+                shard_capacity: capacity.div_ceil(SHARDS).max(1),
+                store_length: options.store_length,
+                creates: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// How many sessions are held now, expired ones included until they are swept.
+    pub fn len(&self) -> u64 {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| lock(shard).len() as u64)
+            .sum()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, id: &SessionId) -> MutexGuard<'_, Shard> {
+        let mut hasher = self.inner.hasher.build_hasher();
+        Hash::hash(id, &mut hasher);
+        let index = (hasher.finish() as usize) % SHARDS;
+        lock(&self.inner.shards[index])
+    }
+
+    /// Runs `f` on the live entry `id`, dropping it first when it has expired.
+    fn with_live<T>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
+        let mut shard = self.shard(id);
+        let now = Instant::now();
+        match shard.get_mut(id) {
+            Some(entry) if entry.live(now) => Some(f(entry)),
+            Some(_) => {
+                shard.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn sweep(&self, index: usize) {
+        let now = Instant::now();
+        lock(&self.inner.shards[index % SHARDS]).retain(|_, entry| entry.live(now));
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; every step under the
+/// lock leaves the map consistent, so go on.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes room for one more entry in a full shard: the expired ones go, then the one closest to
+/// expiry.
+fn make_room(shard: &mut Shard, capacity: usize, now: Instant) {
+    if shard.len() < capacity {
+        return;
+    }
+    shard.retain(|_, entry| entry.live(now));
+    if shard.len() < capacity {
+        return;
+    }
+    let oldest = shard
+        .iter()
+        .min_by_key(|(_, entry)| entry.expires_at)
+        .map(|(id, _)| id.clone());
+    if let Some(id) = oldest {
+        shard.remove(&id);
+    }
+}
+
+#[async_trait]
+impl SessionBackend for MemoryBackend {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+        Ok(self.with_live(id, |entry| entry.state.clone()))
+    }
+
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
+        check_length(&state, self.inner.store_length)?;
+        let count = self.inner.creates.fetch_add(1, Ordering::Relaxed);
+        if count % SWEEP_EVERY == 0 {
+            self.sweep(count / SWEEP_EVERY);
+        }
+        let now = Instant::now();
+        let entry = Entry {
+            state,
+            expires_at: now + ttl,
+        };
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = SessionId::generate();
+            let mut shard = self.shard(&id);
+            if shard.get(&id).is_some_and(|e| e.live(now)) {
+                continue;
+            }
+            make_room(&mut shard, self.inner.shard_capacity, now);
+            shard.insert(id.clone(), entry);
+            return Ok(id);
+        }
+        Err(BackendError::other(format!(
+            "could not find a free session ID in {CREATE_ATTEMPTS} attempts"
+        )))
+    }
+
+    async fn save(
+        &self,
+        id: &SessionId,
+        change: SessionChange,
+        ttl: Duration,
+    ) -> Result<SaveOutcome, BackendError> {
+        let limit = self.inner.store_length;
+        let outcome = self.with_live(id, |entry| {
+            let mut state = match &change {
+                SessionChange::Merge { .. } => entry.state.clone(),
+                SessionChange::Replace(_) => SessionState::new(),
+            };
+            change.apply_to(&mut state);
+            check_length(&state, limit)?;
+            entry.state = state;
+            entry.expires_at = Instant::now() + ttl;
+            Ok(())
+        });
+        match outcome {
+            Some(result) => result.map(|()| SaveOutcome::Saved),
+            None => Ok(SaveOutcome::Gone),
+        }
+    }
+
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
+        Ok(self
+            .with_live(id, |entry| entry.expires_at = Instant::now() + ttl)
+            .map_or(SaveOutcome::Gone, |()| SaveOutcome::Saved))
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
+        self.shard(id).remove(id);
+        Ok(())
+    }
+
+    async fn health(&self) -> HealthStatus {
+        HealthStatus::up()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_backend_evicts_the_session_closest_to_expiry() {
+        actix_web::rt::System::new().block_on(async {
+            // One session per shard at most.
+            let backend = MemoryBackend::new(SHARDS as u64, 0);
+            let short = Duration::from_secs(10);
+            let long = Duration::from_secs(1000);
+            let first = backend.create(SessionState::new(), short).await.unwrap();
+            let mut kept = Vec::new();
+            for _ in 0..(SHARDS * 4) {
+                kept.push(backend.create(SessionState::new(), long).await.unwrap());
+            }
+            assert!(backend.len() <= SHARDS as u64);
+            assert!(
+                backend.load(&first).await.unwrap().is_none(),
+                "the short-lived session goes first"
+            );
+            let last = kept.last().unwrap();
+            assert!(backend.load(last).await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn expired_sessions_are_swept() {
+        actix_web::rt::System::new().block_on(async {
+            let backend = MemoryBackend::new(1_000_000, 0);
+            for _ in 0..200 {
+                let _ = backend
+                    .create(SessionState::new(), Duration::from_millis(1))
+                    .await
+                    .unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            for i in 0..SHARDS {
+                backend.sweep(i);
+            }
+            assert_eq!(backend.len(), 0);
+        });
+    }
+}

@@ -1,0 +1,199 @@
+//! The session cookie: the session ID and two times, signed with a key derived from
+//! `flamingo.session.secret`.
+//!
+//! Value: `<id>.<created>.<issued>.<mac>`, where `created` is when the session was created or
+//! renewed (unix seconds; `max.lifetime` counts from it), `issued` when this cookie was sent
+//! (the store's TTL was set then too, so the expiry needs sliding only once `issued` is old), and
+//! `mac` the base64url HMAC-SHA256 of `<name>=<id>.<created>.<issued>`. Nothing else of the
+//! session travels in the cookie; the ID carries the entropy and the MAC stops forged times.
+
+use std::time::Duration;
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    backend::SessionId,
+    config::{SameSiteSetting, SessionConfig},
+};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a valid cookie says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) id: SessionId,
+    /// Unix seconds: creation or renewal of the session.
+    pub(crate) created: u64,
+    /// Unix seconds: when this cookie was sent.
+    pub(crate) issued: u64,
+}
+
+/// Builds, signs and checks session cookies.
+pub(crate) struct CookieCodec {
+    name: String,
+    key: [u8; 32],
+    secure: bool,
+    path: String,
+    domain: Option<String>,
+    same_site: Option<SameSite>,
+    persistent: bool,
+}
+
+impl CookieCodec {
+    pub(crate) fn new(config: &SessionConfig) -> CookieCodec {
+        let mut hasher = Sha256::new();
+        hasher.update(b"flamingo-session cookie signing key v2\0");
+        hasher.update(config.secret.as_bytes());
+        CookieCodec {
+            name: config.name.clone(),
+            key: hasher.finalize().into(),
+            secure: config.cookie.secure,
+            path: config.cookie.path.clone(),
+            domain: config.cookie.domain.clone(),
+            same_site: match config.cookie.same_site {
+                SameSiteSetting::Lax => Some(SameSite::Lax),
+                SameSiteSetting::Strict => Some(SameSite::Strict),
+                SameSiteSetting::None => Some(SameSite::None),
+                SameSiteSetting::Default => None,
+            },
+            persistent: config.cookie.persistent,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn mac(&self, payload: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(self.name.as_bytes());
+        mac.update(b"=");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// The ticket in a cookie value, `None` for anything not signed by us.
+    pub(crate) fn open(&self, value: &str) -> Option<Ticket> {
+        let (payload, tag) = value.rsplit_once('.')?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(tag)
+            .ok()?;
+        self.mac(payload).verify_slice(&tag).ok()?;
+        let mut parts = payload.split('.');
+        let id = SessionId::parse(parts.next()?).ok()?;
+        let created = parts.next()?.parse().ok()?;
+        let issued = parts.next()?.parse().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Ticket {
+            id,
+            created,
+            issued,
+        })
+    }
+
+    /// The cookie carrying `ticket`; `max_age` is the store TTL just set.
+    pub(crate) fn issue(&self, ticket: &Ticket, max_age: Duration) -> Cookie<'static> {
+        let payload = format!(
+            "{}.{}.{}",
+            ticket.id.expose(),
+            ticket.created,
+            ticket.issued
+        );
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.mac(&payload).finalize().into_bytes());
+        let mut cookie = self.base(format!("{payload}.{tag}"));
+        if self.persistent {
+            cookie.set_max_age(CookieDuration::seconds(
+                i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+            ));
+        }
+        cookie
+    }
+
+    /// A cookie that makes the browser forget the session cookie.
+    pub(crate) fn removal(&self) -> Cookie<'static> {
+        let mut cookie = self.base(String::new());
+        cookie.make_removal();
+        cookie
+    }
+
+    fn base(&self, value: String) -> Cookie<'static> {
+        let mut cookie = Cookie::new(self.name.clone(), value);
+        cookie.set_http_only(true);
+        cookie.set_secure(self.secure);
+        cookie.set_path(self.path.clone());
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        if let Some(same_site) = self.same_site {
+            cookie.set_same_site(same_site);
+        }
+        cookie
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(secret: &str) -> CookieCodec {
+        CookieCodec::new(&SessionConfig {
+            secret: secret.into(),
+            ..SessionConfig::default()
+        })
+    }
+
+    fn ticket() -> Ticket {
+        Ticket {
+            id: SessionId::generate(),
+            created: 1_700_000_000,
+            issued: 1_700_000_100,
+        }
+    }
+
+    #[test]
+    fn a_cookie_round_trips() {
+        let codec = codec("one secret");
+        let ticket = ticket();
+        let cookie = codec.issue(&ticket, Duration::from_secs(60));
+        assert_eq!(codec.open(cookie.value()), Some(ticket));
+        assert_eq!(cookie.max_age(), Some(CookieDuration::seconds(60)));
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+    }
+
+    #[test]
+    fn forged_or_foreign_cookies_are_refused() {
+        let codec = codec("one secret");
+        let cookie = codec.issue(&ticket(), Duration::from_secs(60));
+        let value = cookie.value().to_owned();
+        assert_eq!(codec_open(&codec, &value.replace(".1700000000.", ".1800000000.")), None);
+        assert_eq!(self::codec("another secret").open(&value), None);
+        for bad in ["", ".", "abc", "a.b.c.d", &format!("{value}x")] {
+            assert_eq!(codec.open(bad), None, "{bad:?}");
+        }
+    }
+
+    fn codec_open(codec: &CookieCodec, value: &str) -> Option<Ticket> {
+        codec.open(value)
+    }
+
+    #[test]
+    fn a_browser_session_cookie_has_no_max_age() {
+        let mut config = SessionConfig::default();
+        config.cookie.persistent = false;
+        config.cookie.domain = Some("example.com".into());
+        config.cookie.same_site = SameSiteSetting::Default;
+        let codec = CookieCodec::new(&config);
+        let cookie = codec.issue(&ticket(), Duration::from_secs(60));
+        assert_eq!(cookie.max_age(), None);
+        assert_eq!(cookie.expires(), None);
+        assert_eq!(cookie.domain(), Some("example.com"));
+        assert_eq!(cookie.same_site(), None);
+    }
+}

@@ -1,0 +1,363 @@
+//! One request's session: loaded on first extraction, written back after the handler.
+
+use std::{
+    cell::RefCell,
+    collections::HashSet,
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use actix_web::{cookie::Cookie, http::StatusCode, HttpMessage as _, HttpRequest, ResponseError};
+
+use super::cookie::{CookieCodec, Ticket};
+use crate::{
+    backend::{BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState},
+    config::SaveMode,
+};
+
+/// What the middleware knows of the app's sessions; one per worker, put into each request's
+/// extensions (an `Rc` clone: no allocation).
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn SessionBackend>,
+    pub(crate) codec: CookieCodec,
+    pub(crate) mode: SaveMode,
+    pub(crate) max_age: Duration,
+    /// `max.lifetime`, `None` when off.
+    pub(crate) max_lifetime: Option<Duration>,
+    /// How old a cookie may get before a request that uses the session slides the expiry.
+    pub(crate) touch_interval: Duration,
+}
+
+/// The request's session once extracted: shared by every extractor of the request.
+pub(crate) type Slot = Rc<tokio::sync::OnceCell<Rc<RefCell<State>>>>;
+
+/// The session data of one request and what the request did to it.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) mode: SaveMode,
+    /// The stored session this request arrived with; `None` for a new one.
+    pub(crate) ticket: Option<Ticket>,
+    pub(crate) data: SessionState,
+    /// Keys written or removed (and, in `OnRead`, read) by this request.
+    pub(crate) dirty: HashSet<String>,
+    /// `clear_all` ran: the whole state replaces what is stored.
+    pub(crate) cleared: bool,
+    /// `renew` ran: the data moves to a new ID.
+    pub(crate) renewed: bool,
+    /// `purge` ran: the stored session is deleted; what is stored afterwards starts a new one.
+    pub(crate) purged: bool,
+}
+
+impl State {
+    fn new(mode: SaveMode, ticket: Option<Ticket>, data: SessionState) -> State {
+        State {
+            mode,
+            ticket,
+            data,
+            dirty: HashSet::new(),
+            cleared: false,
+            renewed: false,
+            purged: false,
+        }
+    }
+
+    /// An empty state of the same mode, left behind when the middleware takes this one.
+    pub(crate) fn emptied(&self) -> State {
+        State::new(self.mode, None, SessionState::new())
+    }
+
+    /// The ID the handler sees: none for a new, renewed or purged session.
+    pub(crate) fn id(&self) -> Option<&SessionId> {
+        match &self.ticket {
+            Some(ticket) if !self.renewed && !self.purged => Some(&ticket.id),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn mark(&mut self, key: &str) {
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.to_owned());
+        }
+    }
+}
+
+/// Why the session could not be loaded: the store is unreachable. Answered with 503.
+#[derive(Debug, thiserror::Error)]
+#[error("session store unavailable, try again shortly")]
+pub struct SessionUnavailable;
+
+impl ResponseError for SessionUnavailable {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// Now, in unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The session of `req` under our middleware: loaded on the first call, shared afterwards.
+/// `None` when the middleware is not in front of this request.
+pub(crate) async fn extract(
+    req: &HttpRequest,
+) -> Option<Result<Rc<RefCell<State>>, SessionUnavailable>> {
+    let shared = req.extensions().get::<Rc<Shared>>().cloned()?;
+    let slot = {
+        let mut extensions = req.extensions_mut();
+        match extensions.get::<Slot>() {
+            Some(slot) => slot.clone(),
+            None => {
+                let slot = Slot::default();
+                extensions.insert(slot.clone());
+                slot
+            }
+        }
+    };
+    let state = slot
+        .get_or_try_init(|| async { load(&shared, req).await.map(|s| Rc::new(RefCell::new(s))) })
+        .await
+        .cloned();
+    Some(state)
+}
+
+async fn load(shared: &Shared, req: &HttpRequest) -> Result<State, SessionUnavailable> {
+    let fresh = || State::new(shared.mode, None, SessionState::new());
+    let Some(ticket) = req
+        .cookie(shared.codec.name())
+        .and_then(|cookie| shared.codec.open(cookie.value()))
+    else {
+        return Ok(fresh());
+    };
+    if let Some(limit) = shared.max_lifetime {
+        if unix_now().saturating_sub(ticket.created) >= limit.as_secs() {
+            tracing::info!(session = %ticket.id, "session reached flamingo.session.max.lifetime");
+            if let Err(err) = shared.backend.delete(&ticket.id).await {
+                tracing::warn!(session = %ticket.id, error = %err, "could not delete a session past its lifetime");
+            }
+            return Ok(fresh());
+        }
+    }
+    match shared.backend.load(&ticket.id).await {
+        Ok(Some(data)) => Ok(State::new(shared.mode, Some(ticket), data)),
+        Ok(None) => Ok(fresh()),
+        Err(err @ BackendError::Corrupt(_)) => {
+            tracing::warn!(
+                backend = shared.backend.name(),
+                session = %ticket.id,
+                error = %err,
+                "corrupt session data: starting a fresh session"
+            );
+            Ok(fresh())
+        }
+        Err(err) => {
+            tracing::error!(
+                backend = shared.backend.name(),
+                session = %ticket.id,
+                error = %err,
+                "session load failed"
+            );
+            Err(SessionUnavailable)
+        }
+    }
+}
+
+/// Why the changes of a request could not be written.
+#[derive(Debug)]
+pub(crate) enum CommitError {
+    /// The store failed (logged where it happened); answered with 503.
+    Store,
+    /// The session would exceed `store.length`; answered with 413.
+    TooLarge {
+        size: usize,
+        limit: usize,
+        key: Option<String>,
+    },
+}
+
+impl CommitError {
+    pub(crate) fn into_error(self) -> actix_web::Error {
+        match self {
+            CommitError::TooLarge { size, limit, key } => {
+                let at = key.map(|k| format!(" (at session key {k:?})")).unwrap_or_default();
+                actix_web::error::InternalError::new(
+                    format!(
+                        "the session would grow to {size} bytes{at}, over \
+                         flamingo.session.store.length ({limit} bytes); nothing was saved"
+                    ),
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                )
+                .into()
+            }
+            CommitError::Store => actix_web::error::InternalError::new(
+                "session store unavailable, try again shortly",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .into(),
+        }
+    }
+}
+
+/// What the response must do with the cookie.
+pub(crate) enum CookieAction {
+    Keep,
+    Set(Cookie<'static>),
+}
+
+impl Shared {
+    /// The store TTL (and cookie Max-Age) for a session created at `created`.
+    fn ttl(&self, created: u64, now: u64) -> Duration {
+        match self.max_lifetime {
+            Some(limit) => {
+                let left = limit.saturating_sub(Duration::from_secs(now.saturating_sub(created)));
+                self.max_age.min(left).max(Duration::from_secs(1))
+            }
+            None => self.max_age,
+        }
+    }
+
+    fn failed(&self, err: BackendError, state: &State) -> CommitError {
+        match err {
+            BackendError::TooLarge { size, limit } => CommitError::TooLarge {
+                size,
+                limit,
+                key: largest_key(state),
+            },
+            err => {
+                tracing::error!(backend = self.backend.name(), error = %err, "session save failed");
+                CommitError::Store
+            }
+        }
+    }
+
+    /// Writes what the request changed and says what to do with the cookie.
+    pub(crate) async fn commit(&self, state: State) -> Result<CookieAction, CommitError> {
+        let now = unix_now();
+        let changed = state.cleared || !state.dirty.is_empty();
+        let old = state.ticket.clone();
+        if state.purged {
+            if let Some(old) = &old {
+                self.backend
+                    .delete(&old.id)
+                    .await
+                    .map_err(|err| self.failed(err, &state))?;
+            }
+            if state.data.is_empty() {
+                return Ok(match old {
+                    Some(_) => CookieAction::Set(self.codec.removal()),
+                    None => CookieAction::Keep,
+                });
+            }
+            return self.create(&state, now, None).await;
+        }
+        match old {
+            None if state.data.is_empty() => Ok(CookieAction::Keep),
+            None => self.create(&state, now, None).await,
+            Some(old) if state.renewed => self.create(&state, now, Some(&old.id)).await,
+            Some(old) => {
+                let due = now.saturating_sub(old.issued) >= self.touch_interval.as_secs();
+                let ttl = self.ttl(old.created, now);
+                let outcome = if changed {
+                    let change = self.change(&state);
+                    self.backend
+                        .save(&old.id, change, ttl)
+                        .await
+                        .map_err(|err| self.failed(err, &state))?
+                } else if due {
+                    self.backend
+                        .touch(&old.id, ttl)
+                        .await
+                        .map_err(|err| self.failed(err, &state))?
+                } else {
+                    return Ok(CookieAction::Keep);
+                };
+                match outcome {
+                    SaveOutcome::Saved if due => Ok(CookieAction::Set(self.codec.issue(
+                        &Ticket {
+                            issued: now,
+                            ..old
+                        },
+                        ttl,
+                    ))),
+                    SaveOutcome::Saved => Ok(CookieAction::Keep),
+                    SaveOutcome::Gone => {
+                        if changed {
+                            tracing::warn!(
+                                backend = self.backend.name(),
+                                session = %old.id,
+                                "the session ended while the request ran (logout, renew or expiry); its changes were dropped"
+                            );
+                        }
+                        Ok(CookieAction::Keep)
+                    }
+                }
+            }
+        }
+    }
+
+    fn change(&self, state: &State) -> SessionChange {
+        if state.cleared || state.mode == SaveMode::Always {
+            return SessionChange::Replace(state.data.clone());
+        }
+        let mut set = SessionState::with_capacity(state.dirty.len());
+        let mut remove = Vec::new();
+        for key in &state.dirty {
+            match state.data.get(key) {
+                Some(value) => {
+                    set.insert(key.clone(), value.clone());
+                }
+                None => remove.push(key.clone()),
+            }
+        }
+        SessionChange::Merge { set, remove }
+    }
+
+    /// Stores the request's data as a new session (new, renewed, or written after a purge) and
+    /// deletes `old` once the new one exists.
+    async fn create(
+        &self,
+        state: &State,
+        now: u64,
+        old: Option<&SessionId>,
+    ) -> Result<CookieAction, CommitError> {
+        let id = self
+            .backend
+            .create(state.data.clone(), self.max_age.min(self.ttl(now, now)))
+            .await
+            .map_err(|err| self.failed(err, state))?;
+        if let Some(old) = old {
+            self.backend
+                .delete(old)
+                .await
+                .map_err(|err| self.failed(err, state))?;
+        }
+        Ok(CookieAction::Set(self.codec.issue(
+            &Ticket {
+                id,
+                created: now,
+                issued: now,
+            },
+            self.ttl(now, now),
+        )))
+    }
+}
+
+/// The changed key with the largest value: what a 413 names.
+fn largest_key(state: &State) -> Option<String> {
+    state
+        .dirty
+        .iter()
+        .filter_map(|k| state.data.get(k).map(|v| (k, k.len() + v.len())))
+        .max_by_key(|(_, size)| *size)
+        .map(|(k, _)| k.clone())
+        .or_else(|| {
+            state
+                .data
+                .iter()
+                .max_by_key(|(k, v)| k.len() + v.len())
+                .map(|(k, _)| k.clone())
+        })
+}
