@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use flamingo_auth::{Auth, AuthConfigError, Authenticated, RetryPolicy, User};
 use flamingo_session::{
-    backend::{BackendError, HealthStatus, SessionBackend, SessionChange, SessionState},
+    backend::{
+        BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange, SessionId,
+        SessionState,
+    },
     MemoryBackend, SessionConfig, Sessions,
 };
 use reqwest::StatusCode;
@@ -411,24 +414,24 @@ impl SessionBackend for TinyBackend {
     fn name(&self) -> &str {
         "tiny-cookie"
     }
-    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
+    async fn load(&self, key: &SessionId) -> Result<Option<SessionState>, BackendError> {
         self.0.load(key).await
     }
-    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         self.0.create(state, ttl).await
     }
     async fn save(
         &self,
-        key: &str,
+        key: &SessionId,
         change: SessionChange,
         ttl: Duration,
-    ) -> Result<(), BackendError> {
+    ) -> Result<SaveOutcome, BackendError> {
         self.0.save(key, change, ttl).await
     }
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
+    async fn touch(&self, key: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
         self.0.touch(key, ttl).await
     }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &SessionId) -> Result<(), BackendError> {
         self.0.delete(key).await
     }
     async fn health(&self) -> HealthStatus {

@@ -12,7 +12,7 @@ use std::{
 };
 
 use flamingo_session::{
-    backend::{is_valid_session_key, SessionBackend, SessionChange, SessionState},
+    backend::{SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState},
     config::BackendKind,
     conformance, BackendError, RedisBackend, SessionConfig,
 };
@@ -69,7 +69,7 @@ async fn check_layout(
         .create(state(&[("greeting", value)]), config.max_age)
         .await
         .expect("create");
-    let redis_key = format!("session:{key}");
+    let redis_key = format!("session:{}", key.expose());
     assert!(
         scan(server, db, "session:*").contains(&redis_key),
         "the session must be stored at session:<key> in database {db}"
@@ -120,7 +120,10 @@ async fn check_concurrent_merges(backend: Arc<RedisBackend>) {
         });
     }
     while let Some(result) = tasks.join_next().await {
-        result.expect("task").expect("concurrent merge");
+        assert_eq!(
+            result.expect("task").expect("concurrent merge"),
+            SaveOutcome::Saved
+        );
     }
     let merged = backend.load(&target).await.expect("load").expect("session");
     assert_eq!(merged.len(), 100, "all 100 concurrent merges must be kept");
@@ -147,52 +150,56 @@ async fn an_empty_session_exists_and_the_marker_field_stays_internal() {
         .await
         .unwrap();
     assert_eq!(
-        server.cli(&["exists", &format!("session:{key}")]).trim(),
+        server
+            .cli(&["exists", &format!("session:{}", key.expose())])
+            .trim(),
         "1"
     );
     assert_eq!(backend.load(&key).await.unwrap(), Some(SessionState::new()));
 
     // Removing every key leaves an empty session, not a missing one.
-    backend
-        .save(
-            &key,
-            SessionChange::Merge {
-                set: state(&[("a", "1")]),
-                remove: vec![],
-            },
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-    backend
-        .save(
-            &key,
-            SessionChange::Merge {
-                set: SessionState::new(),
-                remove: vec!["a".into()],
-            },
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        backend
+            .save(
+                &key,
+                SessionChange::Merge {
+                    set: state(&[("a", "1")]),
+                    remove: vec![],
+                },
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(
+        backend
+            .save(
+                &key,
+                SessionChange::Merge {
+                    set: SessionState::new(),
+                    remove: vec!["a".into()],
+                },
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
     assert_eq!(backend.load(&key).await.unwrap(), Some(SessionState::new()));
 
     // The marker's name is reserved.
     let err = backend
         .create(
-            state(&[(flamingo_session::redis::CREATED_FIELD, "1")]),
+            state(&[(flamingo_session::redis::SIZE_FIELD, "1")]),
             Duration::from_secs(60),
         )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("reserved"), "{err}");
 
-    // A key that is not one of ours never reaches Redis.
-    assert_eq!(backend.load("../etc/passwd").await.unwrap(), None);
-    assert!(matches!(
-        backend.delete("not a key").await,
-        Err(BackendError::InvalidKey)
-    ));
+    // A key that is not one of ours cannot even be named.
+    assert!("../etc/passwd".parse::<SessionId>().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -203,7 +210,12 @@ async fn a_refused_merge_is_checked_inside_redis_and_leaves_the_session_intact()
     let key = backend.create(state(&[("keep", "1")]), ttl).await.unwrap();
     // Written behind the backend's back: only a size check inside Redis can see this value.
     let big = "x".repeat(STORE_LENGTH - 10);
-    server.cli(&["hset", &format!("session:{key}"), "outside", &big]);
+    server.cli(&[
+        "hset",
+        &format!("session:{}", key.expose()),
+        "outside",
+        &big,
+    ]);
     let err = backend
         .save(
             &key,
@@ -229,17 +241,20 @@ async fn a_refused_merge_is_checked_inside_redis_and_leaves_the_session_intact()
     assert_eq!(stored.len(), 2, "nothing may be written by a refused merge");
     assert!(!stored.contains_key("more"));
     // Removing the big value in the same merge makes it fit.
-    backend
-        .save(
-            &key,
-            SessionChange::Merge {
-                set: state(&[("more", "0123456789")]),
-                remove: vec!["outside".into()],
-            },
-            ttl,
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        backend
+            .save(
+                &key,
+                SessionChange::Merge {
+                    set: state(&[("more", "0123456789")]),
+                    remove: vec!["outside".into()],
+                },
+                ttl,
+            )
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
     assert_eq!(
         backend.load(&key).await.unwrap().unwrap(),
         state(&[("keep", "1"), ("more", "0123456789")])
@@ -287,7 +302,7 @@ async fn acl_user_with_password_and_database_3() {
         .create(state(&[("u", "1")]), config.max_age)
         .await
         .unwrap();
-    assert!(scan(&server, 3, "session:*").contains(&format!("session:{key}")));
+    assert!(scan(&server, 3, "session:*").contains(&format!("session:{}", key.expose())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -396,7 +411,7 @@ async fn an_outage_is_an_error_within_the_timeout_and_the_backend_recovers() {
     server.freeze();
     let started = Instant::now();
     let err = backend
-        .load(&flamingo_session::backend::generate_session_key())
+        .load(&flamingo_session::SessionId::generate())
         .await
         .unwrap_err();
     assert!(matches!(err, BackendError::Unavailable(_)), "{err}");
@@ -424,7 +439,7 @@ async fn an_outage_is_an_error_within_the_timeout_and_the_backend_recovers() {
     for result in [
         backend.create(state(&[("a", "1")]), ttl).await.map(|_| ()),
         backend
-            .load(&flamingo_session::backend::generate_session_key())
+            .load(&flamingo_session::SessionId::generate())
             .await
             .map(|_| ()),
     ] {
@@ -448,7 +463,7 @@ async fn an_outage_is_an_error_within_the_timeout_and_the_backend_recovers() {
             .create(state(&[("back", "1")]), ttl)
             .await
             .expect("the backend must reconnect by itself");
-        assert!(is_valid_session_key(&key));
+        assert!(SessionId::parse(key.expose()).is_ok());
         assert_eq!(
             backend.load(&key).await.unwrap(),
             Some(state(&[("back", "1")]))
@@ -487,7 +502,7 @@ async fn a_cluster_of_three_masters() {
         .map(|node| scan(node, 0, "session:*"))
         .collect();
     for key in &created {
-        let redis_key = format!("session:{key}");
+        let redis_key = format!("session:{}", key.expose());
         let holders = per_node
             .iter()
             .filter(|keys| keys.contains(&redis_key))
@@ -501,7 +516,7 @@ async fn a_cluster_of_three_masters() {
     );
 
     // TTL and layout on the node that holds a key.
-    let redis_key = format!("session:{}", created[0]);
+    let redis_key = format!("session:{}", created[0].expose());
     let node = cluster
         .nodes()
         .iter()
@@ -532,8 +547,12 @@ async fn a_cluster_of_three_masters() {
         .iter()
         .enumerate()
         .find_map(|(i, keys)| {
-            keys.first()
-                .map(|k| (i, k.trim_start_matches("session:").to_owned()))
+            keys.first().map(|k| {
+                (
+                    i,
+                    SessionId::parse(k.trim_start_matches("session:")).unwrap(),
+                )
+            })
         })
         .unwrap();
     cluster.stop_node(node);

@@ -97,7 +97,8 @@ impl std::fmt::Debug for AuthManager {
 
 impl FromRequest for AuthManager {
     type Error = actix_web::Error;
-    type Future = futures_util::future::LocalBoxFuture<'static, Result<AuthManager, actix_web::Error>>;
+    type Future =
+        futures_util::future::LocalBoxFuture<'static, Result<AuthManager, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();

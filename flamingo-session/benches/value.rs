@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use actix_session::SessionExt as _;
 use criterion::{BatchSize, Criterion, Throughput};
-use flamingo_session::{registry::Registry, SaveMode, Session, SessionValue};
+use flamingo_session::{registry::Registry, Session, SessionValue};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// One line of a cart.
@@ -42,10 +42,16 @@ fn cart(lines: usize) -> Cart {
     }
 }
 
-/// A session of its own (no middleware needed: actix-session creates the state on first use).
-fn session(mode: SaveMode) -> Session {
+/// An actix-session session of its own (no middleware needed: actix-session creates the state
+/// on first use).
+fn actix_session() -> actix_session::Session {
     let req = actix_web::test::TestRequest::default().to_http_request();
-    Session::from_actix(req.get_session(), mode)
+    req.get_session()
+}
+
+/// Our session over it.
+fn session() -> Session {
+    Session::from_actix(actix_session())
 }
 
 fn encode_case<T: SessionValue + Clone>(c: &mut Criterion, name: &str, value: &T) {
@@ -57,27 +63,22 @@ fn encode_case<T: SessionValue + Clone>(c: &mut Criterion, name: &str, value: &T
     });
     // Both stores take the value by value, as applications call them: the clone is made
     // outside the timing, the drop of the consumed value is inside it for both.
-    let actix = session(SaveMode::Always);
+    let actix = actix_session();
     group.bench_function("actix_session insert", |b| {
         b.iter_batched(
             || value.clone(),
-            |v| actix.actix().insert("key", v),
+            |v| actix.insert("key", v),
             BatchSize::SmallInput,
         )
     });
-    for (label, mode) in [
-        ("flamingo store (saveMode Always)", SaveMode::Always),
-        ("flamingo store (saveMode OnWrite)", SaveMode::OnWrite),
-    ] {
-        let ours = session(mode);
-        group.bench_function(label, |b| {
-            b.iter_batched(
-                || value.clone(),
-                |v| ours.store("key", v),
-                BatchSize::SmallInput,
-            )
-        });
-    }
+    let ours = session();
+    group.bench_function("flamingo store", |b| {
+        b.iter_batched(
+            || value.clone(),
+            |v| ours.store("key", v),
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 
@@ -92,12 +93,12 @@ fn decode_case<T: SessionValue + Clone + DeserializeOwned>(
     group.bench_function("serde_json::from_str", |b| {
         b.iter(|| serde_json::from_str::<T>(black_box(&plain)).expect("decodes"))
     });
-    let actix = session(SaveMode::Always);
-    actix.actix().insert("key", value).expect("stores");
+    let actix = actix_session();
+    actix.insert("key", value).expect("stores");
     group.bench_function("actix_session get", |b| {
-        b.iter(|| actix.actix().get::<T>(black_box("key")).expect("decodes"))
+        b.iter(|| actix.get::<T>(black_box("key")).expect("decodes"))
     });
-    let ours = session(SaveMode::Always);
+    let ours = session();
     ours.store("key", value.clone()).expect("stores");
     group.bench_function("flamingo load", |b| {
         b.iter(|| ours.load::<T>(black_box("key")).expect("decodes"))

@@ -125,8 +125,7 @@ pub use backend::memory::{self, MemoryBackend};
 #[cfg(feature = "redis")]
 pub use backend::redis::{self, RedisBackend};
 pub use backend::{
-    BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange, SessionId,
-    SessionState,
+    BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState,
 };
 pub use config::{SaveMode, SessionConfig};
 pub use flamingo_macros::SessionValue;

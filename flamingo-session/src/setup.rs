@@ -186,7 +186,11 @@ async fn open_file(_: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupEr
 #[cfg(feature = "redis")]
 async fn open_redis(config: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupError> {
     Ok(Arc::new(
-        open(crate::backend::redis::RedisBackend::from_config(config), "redis").await?,
+        open(
+            crate::backend::redis::RedisBackend::from_config(config),
+            "redis",
+        )
+        .await?,
     ))
 }
 

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix_web::{http::StatusCode, test as atest, web, App, HttpResponse};
 use flamingo_session::{
-    backend::{generate_session_key, SessionBackend},
+    backend::{SessionBackend, SessionId},
     config::BackendKind,
     registry::Registry,
     FileBackend, MemoryBackend, Session, SessionConfig, SessionError, SessionRepository,
@@ -42,9 +42,9 @@ proptest! {
         runtime().block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let backend = FileBackend::open(dir.path(), Default::default()).await.unwrap();
-            let key = generate_session_key();
-            std::fs::write(dir.path().join(format!("session_{key}.json")), &content).unwrap();
-            let _ = backend.load(&key).await;
+            let id = SessionId::generate();
+            std::fs::write(dir.path().join(format!("session_{}.json", id.expose())), &content).unwrap();
+            let _ = backend.load(&id).await;
         });
     }
 
@@ -52,7 +52,8 @@ proptest! {
     #[test]
     fn config_values_never_panic(key in proptest::sample::select(vec![
         "name", "saveMode", "backend", "secret", "healthcheck", "file", "fileCleanupInterval",
-        "store.length", "max.age", "memory.capacity", "cookie.secure", "cookie.path", "cookie.sameSite",
+        "store.length", "max.age", "max.lifetime", "memory.capacity", "cookie.secure", "cookie.path",
+        "cookie.sameSite", "cookie.domain", "cookie.persistent",
         "redis.url", "redis.host", "redis.username", "redis.password", "redis.idle.connections",
         "redis.database", "redis.tls", "redis.tlsCaFile", "redis.clusterMode", "redis.timeout", "redis.keyPrefix",
     ]), value in ".{0,40}") {

@@ -14,8 +14,8 @@ use actix_web::{cookie::Key, http::StatusCode, test, web, App, HttpResponse};
 use async_trait::async_trait;
 use flamingo_session::{
     backend::{
-        check_length, generate_session_key, BackendError, HealthStatus, SessionBackend,
-        SessionChange, SessionState,
+        check_length, BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange,
+        SessionId, SessionState,
     },
     config::BackendKind,
     conformance, Session, SessionConfig, SessionError, Sessions, SetupError,
@@ -24,7 +24,7 @@ use flamingo_session::{
 /// A deliberately simple backend: one mutex around a map.
 #[derive(Default)]
 struct MapBackend {
-    sessions: Mutex<HashMap<String, (SessionState, Instant)>>,
+    sessions: Mutex<HashMap<SessionId, (SessionState, Instant)>>,
     limit: usize,
 }
 
@@ -35,6 +35,19 @@ impl MapBackend {
             ..MapBackend::default()
         }
     }
+
+    /// Runs `f` on the live session `id`, if there is one.
+    fn live<T>(
+        &self,
+        id: &SessionId,
+        f: impl FnOnce(&mut (SessionState, Instant)) -> T,
+    ) -> Option<T> {
+        let mut map = self.sessions.lock().unwrap();
+        match map.get_mut(id) {
+            Some(entry) if entry.1 > Instant::now() => Some(f(entry)),
+            _ => None,
+        }
+    }
 }
 
 #[async_trait]
@@ -43,54 +56,54 @@ impl SessionBackend for MapBackend {
         "map"
     }
 
-    async fn load(&self, key: &str) -> Result<Option<SessionState>, BackendError> {
-        let map = self.sessions.lock().unwrap();
-        Ok(map
-            .get(key)
-            .filter(|(_, exp)| *exp > Instant::now())
-            .map(|(s, _)| s.clone()))
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+        Ok(self.live(id, |(state, _)| state.clone()))
     }
 
-    async fn create(&self, state: SessionState, ttl: Duration) -> Result<String, BackendError> {
+    async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         check_length(&state, self.limit)?;
         let mut map = self.sessions.lock().unwrap();
         loop {
-            let key = generate_session_key();
-            if !map.contains_key(&key) {
-                map.insert(key.clone(), (state, Instant::now() + ttl));
-                return Ok(key);
+            let id = SessionId::generate();
+            if !map.contains_key(&id) {
+                map.insert(id.clone(), (state, Instant::now() + ttl));
+                return Ok(id);
             }
         }
     }
 
     async fn save(
         &self,
-        key: &str,
+        id: &SessionId,
         change: SessionChange,
         ttl: Duration,
-    ) -> Result<(), BackendError> {
-        let mut map = self.sessions.lock().unwrap();
-        let mut state = match (&change, map.get(key)) {
-            (SessionChange::Merge { .. }, Some((s, exp))) if *exp > Instant::now() => s.clone(),
-            _ => SessionState::new(),
-        };
-        change.apply_to(&mut state);
-        check_length(&state, self.limit)?;
-        map.insert(key.to_owned(), (state, Instant::now() + ttl));
-        Ok(())
-    }
-
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), BackendError> {
-        if let Some((_, exp)) = self.sessions.lock().unwrap().get_mut(key) {
-            if *exp > Instant::now() {
-                *exp = Instant::now() + ttl;
-            }
+    ) -> Result<SaveOutcome, BackendError> {
+        let limit = self.limit;
+        let saved = self.live(id, |(stored, expires)| {
+            let mut state = match &change {
+                SessionChange::Merge { .. } => stored.clone(),
+                _ => SessionState::new(),
+            };
+            change.apply_to(&mut state);
+            check_length(&state, limit)?;
+            *stored = state;
+            *expires = Instant::now() + ttl;
+            Ok(())
+        });
+        match saved {
+            Some(result) => result.map(|()| SaveOutcome::Saved),
+            None => Ok(SaveOutcome::Gone),
         }
-        Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.sessions.lock().unwrap().remove(key);
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
+        Ok(self
+            .live(id, |(_, expires)| *expires = Instant::now() + ttl)
+            .map_or(SaveOutcome::Gone, |()| SaveOutcome::Saved))
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
+        self.sessions.lock().unwrap().remove(id);
         Ok(())
     }
 

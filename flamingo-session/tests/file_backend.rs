@@ -12,7 +12,7 @@ use std::{
 };
 
 use flamingo_session::{
-    backend::{generate_session_key, BackendError, SessionBackend, SessionChange, SessionState},
+    backend::{BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState},
     file::{FileBackend, FileOptions},
 };
 
@@ -47,7 +47,7 @@ fn merge(pairs: &[(&str, &str)]) -> SessionChange {
 }
 
 /// The session files in a folder (names `session_<key>.json`), as keys.
-fn session_keys(dir: &Path) -> Vec<String> {
+fn session_keys(dir: &Path) -> Vec<SessionId> {
     fs::read_dir(dir)
         .expect("list the session folder")
         .filter_map(|entry| {
@@ -59,7 +59,8 @@ fn session_keys(dir: &Path) -> Vec<String> {
             Some(
                 name.strip_prefix("session_")?
                     .strip_suffix(".json")?
-                    .to_owned(),
+                    .parse()
+                    .ok()?,
             )
         })
         .collect()
@@ -80,8 +81,8 @@ fn file_names(dir: &Path) -> Vec<String> {
     names
 }
 
-fn session_file(backend: &FileBackend, key: &str) -> PathBuf {
-    backend.dir().join(format!("session_{key}.json"))
+fn session_file(backend: &FileBackend, key: &SessionId) -> PathBuf {
+    backend.dir().join(format!("session_{}.json", key.expose()))
 }
 
 /// Polls `condition` every 20 ms for up to 30 s (a bound against hanging, not a timing check).
@@ -127,33 +128,23 @@ async fn keys_that_are_not_session_keys_never_name_a_path() {
         &format!("{}\0", "a".repeat(42)),
         &format!("{}\\", "a".repeat(42)),
     ];
-    let ttl = Duration::from_secs(60);
     for key in bad_keys {
         let shown = &key[..key.len().min(50)];
-        assert_eq!(backend.load(key).await.unwrap(), None, "load of {shown:?}");
-        let saved = backend.save(key, merge(&[("a", "1")]), ttl).await;
         assert!(
-            matches!(saved, Err(BackendError::InvalidKey)),
-            "save of {shown:?}: {saved:?}"
-        );
-        let replaced = backend
-            .save(key, SessionChange::Replace(state(&[("a", "1")])), ttl)
-            .await;
-        assert!(
-            matches!(replaced, Err(BackendError::InvalidKey)),
-            "replace of {shown:?}"
-        );
-        let touched = backend.touch(key, ttl).await;
-        assert!(
-            matches!(touched, Err(BackendError::InvalidKey)),
-            "touch of {shown:?}"
-        );
-        let deleted = backend.delete(key).await;
-        assert!(
-            matches!(deleted, Err(BackendError::InvalidKey)),
-            "delete of {shown:?}"
+            SessionId::parse(key).is_err(),
+            "{shown:?} must not be a session ID, so no backend call can name it"
         );
     }
+    // The backend is only ever handed IDs; every operation on a fresh one writes nothing.
+    let ttl = Duration::from_secs(60);
+    let id = SessionId::generate();
+    assert_eq!(backend.load(&id).await.unwrap(), None);
+    assert_eq!(
+        backend.save(&id, merge(&[("a", "1")]), ttl).await.unwrap(),
+        SaveOutcome::Gone
+    );
+    assert_eq!(backend.touch(&id, ttl).await.unwrap(), SaveOutcome::Gone);
+    backend.delete(&id).await.unwrap();
     // Nothing was written anywhere: not next to the folder, not in it.
     assert_eq!(file_names(root.path()), ["sessions"]);
     assert_eq!(file_names(backend.dir()), Vec::<String>::new());
@@ -199,7 +190,7 @@ async fn corrupt_files_are_reported_as_corrupt() {
         b"{\"v\":1,\"expires\":\"soon\",\"state\":{}}",
     ];
     for content in cases {
-        let key = generate_session_key();
+        let key = SessionId::generate();
         fs::write(session_file(&backend, &key), content).unwrap();
         let loaded = backend.load(&key).await;
         assert!(
@@ -209,7 +200,7 @@ async fn corrupt_files_are_reported_as_corrupt() {
         // The message says what is wrong without quoting the file.
         let message = loaded.unwrap_err().to_string();
         assert!(
-            !message.contains("soon") && !message.contains(&key),
+            !message.contains("soon") && !message.contains(key.expose()),
             "{message}"
         );
         // A merge cannot merge into what it cannot read; a replace writes a fresh session.
@@ -219,7 +210,10 @@ async fn corrupt_files_are_reported_as_corrupt() {
             "{merged:?}"
         );
         let replace = SessionChange::Replace(state(&[("b", "2")]));
-        backend.save(&key, replace, HOUR).await.unwrap();
+        assert_eq!(
+            backend.save(&key, replace, HOUR).await.unwrap(),
+            SaveOutcome::Saved
+        );
         assert_eq!(
             backend.load(&key).await.unwrap(),
             Some(state(&[("b", "2")]))
@@ -293,7 +287,10 @@ fn crash_writer_child() {
                         let count = n.to_string();
                         let slot = format!("w{writer}");
                         let change = merge(&[(slot.as_str(), value.as_str()), ("n", &count)]);
-                        backend.save(key, change, HOUR).await.unwrap();
+                        assert_eq!(
+                            backend.save(key, change, HOUR).await.unwrap(),
+                            SaveOutcome::Saved
+                        );
                         if n.is_multiple_of(3) {
                             let fresh =
                                 backend.create(state(&[("v", &value)]), HOUR).await.unwrap();
@@ -498,12 +495,15 @@ async fn remove_expired_removes_expired_sessions_and_stale_temporary_files() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    backend.touch(&key, HOUR).await.unwrap();
+    assert_eq!(backend.touch(&key, HOUR).await.unwrap(), SaveOutcome::Saved);
     assert_eq!(backend.load(&key).await.unwrap(), None);
-    backend
-        .save(&key, merge(&[("b", "2")]), HOUR)
-        .await
-        .unwrap();
+    assert_eq!(
+        backend
+            .save(&key, merge(&[("b", "2")]), HOUR)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
     assert_eq!(
         backend.load(&key).await.unwrap(),
         Some(state(&[("b", "2")]))
@@ -523,9 +523,12 @@ async fn backends_sharing_a_folder_and_a_restart_see_the_same_sessions() {
         two.load(&key).await.unwrap(),
         Some(state(&[("from", "\"one\"")]))
     );
-    two.save(&key, merge(&[("also", "\"two\"")]), HOUR)
-        .await
-        .unwrap();
+    assert_eq!(
+        two.save(&key, merge(&[("also", "\"two\"")]), HOUR)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
     let both = state(&[("from", "\"one\""), ("also", "\"two\"")]);
     assert_eq!(one.load(&key).await.unwrap(), Some(both.clone()));
     drop(one);
@@ -551,10 +554,13 @@ async fn concurrent_merges_into_one_session_keep_every_key() {
             tokio::spawn(async move {
                 let name = format!("task{i}");
                 let value = i.to_string();
-                backend
-                    .save(&key, merge(&[(&name, &value)]), HOUR)
-                    .await
-                    .unwrap();
+                assert_eq!(
+                    backend
+                        .save(&key, merge(&[(&name, &value)]), HOUR)
+                        .await
+                        .unwrap(),
+                    SaveOutcome::Saved
+                );
             })
         })
         .collect();
@@ -580,11 +586,14 @@ async fn files_are_private_and_an_existing_folder_is_used_as_it_is() {
     let backend = FileBackend::open(&created, options()).await.unwrap();
     assert_eq!(mode(&created), 0o700, "a created folder is private");
     let key = backend.create(state(&[("a", "1")]), HOUR).await.unwrap();
-    backend
-        .save(&key, merge(&[("b", "2")]), HOUR)
-        .await
-        .unwrap();
-    backend.touch(&key, HOUR).await.unwrap();
+    assert_eq!(
+        backend
+            .save(&key, merge(&[("b", "2")]), HOUR)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(backend.touch(&key, HOUR).await.unwrap(), SaveOutcome::Saved);
     for name in file_names(&created) {
         assert_eq!(mode(&created.join(&name)), 0o600, "{name} is private");
     }
@@ -690,7 +699,7 @@ async fn health_is_down_when_the_folder_is_unwritable_or_gone() {
             matches!(saved, Err(BackendError::Unavailable(_))),
             "{saved:?}"
         );
-        assert!(!saved.unwrap_err().to_string().contains(&key));
+        assert!(!saved.unwrap_err().to_string().contains(key.expose()));
     }
     assert_eq!(
         backend.load(&key).await.unwrap(),

@@ -10,7 +10,7 @@ use actix_web::{
     test, web, App, HttpResponse,
 };
 use flamingo_session::{
-    backend::{key_hash, SessionBackend},
+    backend::{SessionBackend, SessionId},
     MemoryBackend, SaveMode, Session, SessionConfig, SessionError, Sessions,
 };
 use serde::{Deserialize, Serialize};
@@ -178,9 +178,11 @@ async fn flashes_pop_once_and_renew_and_purge_work() {
             .route(
                 "/id",
                 web::get().to(|s: Session| async move {
-                    HttpResponse::Ok().json(
-                        serde_json::json!({ "id": s.id(), "hash": s.id_hash(), "keys": s.keys() }),
-                    )
+                    HttpResponse::Ok().json(serde_json::json!({
+                        "id": s.id().map(|id| id.expose().to_owned()),
+                        "hash": s.id_hash(),
+                        "keys": s.keys(),
+                    }))
                 }),
             )
             .route(
@@ -218,13 +220,17 @@ async fn flashes_pop_once_and_renew_and_purge_work() {
     );
 
     let ids = body_json(test::call_service(&app, get("/id", &cookie)).await).await;
-    let id = ids["id"]
+    let id: SessionId = ids["id"]
         .as_str()
         .expect("a stored session knows its id")
-        .to_owned();
-    assert_eq!(ids["hash"], key_hash(&id));
+        .parse()
+        .unwrap();
+    assert_eq!(ids["hash"], id.hash());
     assert_eq!(ids["keys"], serde_json::json!(["keep"]));
-    assert!(!cookie.value().contains(&id), "the cookie is encrypted");
+    assert!(
+        cookie.value().starts_with(id.expose()),
+        "the cookie carries the ID, signed"
+    );
 
     let res = test::call_service(
         &app,
@@ -257,7 +263,7 @@ async fn flashes_pop_once_and_renew_and_purge_work() {
     .await;
     let removal = session_cookie(&res).expect("purge sends a removal cookie");
     assert_eq!(removal.value(), "");
-    let new_id = after["id"].as_str().unwrap().to_owned();
+    let new_id: SessionId = after["id"].as_str().unwrap().parse().unwrap();
     assert!(
         backend.load(&new_id).await.unwrap().is_none(),
         "purge deletes the stored session"

@@ -23,7 +23,9 @@
 
 use std::time::Duration;
 
-use crate::backend::{BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState};
+use crate::backend::{
+    BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState,
+};
 
 const LONG: Duration = Duration::from_secs(600);
 
@@ -184,7 +186,14 @@ pub async fn replace_and_merge(backend: &dyn SessionBackend) {
         replaced,
         "[{name}] Replace must replace the whole state"
     );
-    must_save(backend, &id, merge(&[("a", "1"), ("b", "2")], &[]), LONG, "merge").await;
+    must_save(
+        backend,
+        &id,
+        merge(&[("a", "1"), ("b", "2")], &[]),
+        LONG,
+        "merge",
+    )
+    .await;
     must_save(
         backend,
         &id,

@@ -9,12 +9,7 @@
 //!   own) as a [`SessionBackend`] under our middleware: Flamingo's "replace the SessionModule".
 
 use std::{
-    cell::RefCell,
-    collections::HashMap,
-    future::Future,
-    pin::Pin,
-    rc::Rc,
-    sync::Arc,
+    cell::RefCell, collections::HashMap, future::Future, pin::Pin, rc::Rc, sync::Arc,
     time::Duration,
 };
 
@@ -315,8 +310,9 @@ impl<S: SessionStore + Send + 'static> SessionBackend for ActixStoreBackend<S> {
                 })
             })
             .await?;
-        SessionId::parse(&key)
-            .map_err(|_| BackendError::other("the actix-session store made an unusable session key"))
+        SessionId::parse(&key).map_err(|_| {
+            BackendError::other("the actix-session store made an unusable session key")
+        })
     }
 
     async fn save(

@@ -172,7 +172,10 @@ mod tests {
         let codec = codec("one secret");
         let cookie = codec.issue(&ticket(), Duration::from_secs(60));
         let value = cookie.value().to_owned();
-        assert_eq!(codec_open(&codec, &value.replace(".1700000000.", ".1800000000.")), None);
+        assert_eq!(
+            codec_open(&codec, &value.replace(".1700000000.", ".1800000000.")),
+            None
+        );
         assert_eq!(self::codec("another secret").open(&value), None);
         for bad in ["", ".", "abc", "a.b.c.d", &format!("{value}x")] {
             assert_eq!(codec.open(bad), None, "{bad:?}");

@@ -182,7 +182,9 @@ impl CommitError {
     pub(crate) fn into_error(self) -> actix_web::Error {
         match self {
             CommitError::TooLarge { size, limit, key } => {
-                let at = key.map(|k| format!(" (at session key {k:?})")).unwrap_or_default();
+                let at = key
+                    .map(|k| format!(" (at session key {k:?})"))
+                    .unwrap_or_default();
                 actix_web::error::InternalError::new(
                     format!(
                         "the session would grow to {size} bytes{at}, over \
@@ -275,13 +277,9 @@ impl Shared {
                     return Ok(CookieAction::Keep);
                 };
                 match outcome {
-                    SaveOutcome::Saved if due => Ok(CookieAction::Set(self.codec.issue(
-                        &Ticket {
-                            issued: now,
-                            ..old
-                        },
-                        ttl,
-                    ))),
+                    SaveOutcome::Saved if due => Ok(CookieAction::Set(
+                        self.codec.issue(&Ticket { issued: now, ..old }, ttl),
+                    )),
                     SaveOutcome::Saved => Ok(CookieAction::Keep),
                     SaveOutcome::Gone => {
                         if changed {
