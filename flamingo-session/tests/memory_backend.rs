@@ -40,7 +40,6 @@ async fn expired_sessions_are_evicted_not_just_hidden() {
             .await
             .unwrap();
     }
-    // moka's timer wheel evicts in buckets of about a second.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(backend.len(), 0, "expired sessions must be evicted");
 }

@@ -467,7 +467,14 @@ async fn read_only_requests_slide_the_expiry_at_most_once_per_touch_interval() {
         Some(actix_web::cookie::time::Duration::seconds(10))
     );
     assert_eq!(body_json(res).await, 1, "touching keeps the data");
-    let res = test::call_service(&app, read()).await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/read")
+            .cookie(renewed.clone())
+            .to_request(),
+    )
+    .await;
     assert!(
         session_cookie(&res).is_none(),
         "and then not again within the interval"

@@ -1,6 +1,7 @@
 //! The in-process memory backend (`flamingo.session.backend: memory`, the default).
 //!
-//! Sessions live in a sharded map: at most `memory.capacity` sessions, each with its own TTL.
+//! Sessions live in a sharded map: at most `memory.capacity` sessions (split evenly over 64
+//! shards), each with its own TTL.
 //! Expired sessions are dropped when they are next looked at and by a sweep of one shard on
 //! every 64th create; a full shard first drops its expired sessions, then the one closest to
 //! expiry (with sliding expiry, the least recently used). Every write is one step under its
@@ -127,15 +128,20 @@ impl MemoryBackend {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 hasher: std::collections::hash_map::RandomState::new(),
-                shard_capacity: capacity.div_ceil(SHARDS).max(1),
+                // Rounded down: the bound holds (a capacity below the shard count holds one
+                // session per shard).
+                shard_capacity: (capacity / SHARDS).max(1),
                 store_length: options.store_length,
                 creates: AtomicUsize::new(0),
             }),
         }
     }
 
-    /// How many sessions are held now, expired ones included until they are swept.
+    /// How many live sessions are held now (expired ones are swept first).
     pub fn len(&self) -> u64 {
+        for index in 0..SHARDS {
+            self.sweep(index);
+        }
         self.inner
             .shards
             .iter()
@@ -291,7 +297,7 @@ mod tests {
             let long = Duration::from_secs(1000);
             let first = backend.create(SessionState::new(), short).await.unwrap();
             let mut kept = Vec::new();
-            for _ in 0..(SHARDS * 4) {
+            for _ in 0..(SHARDS * 64) {
                 kept.push(backend.create(SessionState::new(), long).await.unwrap());
             }
             assert!(backend.len() <= SHARDS as u64);
