@@ -64,8 +64,10 @@ fn std_ttl(ttl: &CookieDuration) -> Duration {
     Duration::from_millis(u64::try_from(ttl.whole_milliseconds()).unwrap_or(0).max(1))
 }
 
+/// actix-session's stores count whole seconds (its Redis store sends `EX`): round up, at least 1.
 fn cookie_ttl(ttl: Duration) -> CookieDuration {
-    CookieDuration::milliseconds(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    CookieDuration::seconds(i64::try_from(seconds.max(1)).unwrap_or(i64::MAX))
 }
 
 fn our_id(key: &SessionKey) -> Option<SessionId> {
@@ -215,13 +217,81 @@ impl<S> std::fmt::Debug for ActixStoreBackend<S> {
 
 impl<S: SessionStore + Send + 'static> ActixStoreBackend<S> {
     /// Runs `store` on a thread of its own; `name` is what logs and health checks show and
-    /// `store_length` the largest session in bytes (`0`: no limit).
+    /// `store_length` the largest session in bytes (`0`: no limit). For a store that holds
+    /// connections driven by a runtime (actix-session's Redis store), build it on that thread
+    /// with [`start`](Self::start).
     ///
     /// # Panics
     ///
     /// When the operating system refuses to start a thread.
     pub fn new(name: impl Into<String>, store: S, store_length: usize) -> Self {
-        let name = name.into();
+        Self::spawn(
+            name.into(),
+            store_length,
+            move || async move { Ok(store) },
+            |_| {},
+        )
+    }
+
+    /// Builds the store with `make` on the store's own thread (so that its connections are
+    /// driven there) and runs it there.
+    ///
+    /// # Errors
+    ///
+    /// What `make` failed with, as [`BackendError::Unavailable`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use actix_session::storage::RedisSessionStore;
+    /// use flamingo_session::middleware::compat::ActixStoreBackend;
+    ///
+    /// # async fn example() -> Result<(), flamingo_session::BackendError> {
+    /// let backend = ActixStoreBackend::start("actix-redis", 1 << 20, || {
+    ///     RedisSessionStore::new("redis://127.0.0.1:6379")
+    /// })
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn start<F, Fut, E>(
+        name: impl Into<String>,
+        store_length: usize,
+        make: F,
+    ) -> Result<Self, BackendError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, E>> + 'static,
+        E: std::fmt::Display,
+    {
+        let (ready, started) = tokio::sync::oneshot::channel();
+        let backend = Self::spawn(
+            name.into(),
+            store_length,
+            move || async move { make().await.map_err(|err| err.to_string()) },
+            move |outcome| {
+                let _ = ready.send(outcome);
+            },
+        );
+        match started.await {
+            Ok(Ok(())) => Ok(backend),
+            Ok(Err(err)) => Err(BackendError::unavailable(err)),
+            Err(_) => Err(BackendError::unavailable(
+                "the actix-session store thread stopped while starting",
+            )),
+        }
+    }
+
+    fn spawn<F, Fut>(
+        name: String,
+        store_length: usize,
+        make: F,
+        started: impl FnOnce(Result<(), String>) + Send + 'static,
+    ) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, String>> + 'static,
+    {
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job<S>>();
         std::thread::Builder::new()
             .name(format!("actix-session store {name}"))
@@ -231,11 +301,21 @@ impl<S: SessionStore + Send + 'static> ActixStoreBackend<S> {
                     .build()
                     .expect("a current-thread runtime");
                 let local = tokio::task::LocalSet::new();
-                let shared = Rc::new(Local {
-                    store,
-                    locks: RefCell::new(HashMap::new()),
-                });
                 local.block_on(&runtime, async move {
+                    let store = match make().await {
+                        Ok(store) => {
+                            started(Ok(()));
+                            store
+                        }
+                        Err(err) => {
+                            started(Err(err));
+                            return;
+                        }
+                    };
+                    let shared = Rc::new(Local {
+                        store,
+                        locks: RefCell::new(HashMap::new()),
+                    });
                     while let Some(job) = queue.recv().await {
                         tokio::task::spawn_local(job(shared.clone()));
                     }
