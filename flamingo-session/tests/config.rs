@@ -1081,3 +1081,63 @@ fn file_sync_can_be_switched_off_and_a_bad_value_names_the_key() {
     );
     assert!(err.to_string().contains("fileSync"));
 }
+
+#[test]
+fn cookie_domain_persistent_and_max_lifetime_are_read() {
+    let config = from_yaml(
+        "flamingo.session: {cookie: {domain: example.com, persistent: false}, max.lifetime: 8h}",
+    )
+    .unwrap();
+    assert_eq!(config.cookie.domain.as_deref(), Some("example.com"));
+    assert!(!config.cookie.persistent);
+    assert_eq!(config.max_lifetime, Duration::from_secs(8 * 3600));
+    let defaults = SessionConfig::default();
+    assert_eq!(defaults.cookie.domain, None);
+    assert!(defaults.cookie.persistent);
+    assert_eq!(defaults.max_lifetime, Duration::ZERO);
+}
+
+#[test]
+fn out_of_range_lifetimes_and_bad_domains_are_refused_naming_the_key() {
+    for (yaml, key) in [
+        (
+            "flamingo.session.max.age: 9223372036854775807",
+            "flamingo.session.max.age",
+        ),
+        (
+            "flamingo.session.max.age: 9223372036854775",
+            "flamingo.session.max.age",
+        ),
+        ("flamingo.session.max.age: 401d", "flamingo.session.max.age"),
+        (
+            "flamingo.session.max.age: 9601h",
+            "flamingo.session.max.age",
+        ),
+        (
+            "flamingo.session.max.lifetime: 876001h",
+            "flamingo.session.max.lifetime",
+        ),
+        (
+            "flamingo.session.max.lifetime: soon",
+            "flamingo.session.max.lifetime",
+        ),
+        (
+            "flamingo.session.cookie.domain: 'evil.example; path=/'",
+            "flamingo.session.cookie.domain",
+        ),
+        (
+            "flamingo.session.cookie.persistent: maybe",
+            "flamingo.session.cookie.persistent",
+        ),
+    ] {
+        let err = from_yaml(yaml).expect_err(yaml);
+        assert_eq!(err.key, key, "{yaml}: {err}");
+    }
+    // The largest values that are allowed.
+    assert_eq!(
+        from_yaml("flamingo.session.max.age: 9600h")
+            .unwrap()
+            .max_age,
+        Duration::from_secs(400 * 24 * 3600)
+    );
+}

@@ -56,12 +56,10 @@ fn session_keys(dir: &Path) -> Vec<SessionId> {
                 .file_name()
                 .into_string()
                 .ok()?;
-            Some(
-                name.strip_prefix("session_")?
-                    .strip_suffix(".json")?
-                    .parse()
-                    .ok()?,
-            )
+            name.strip_prefix("session_")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
         })
         .collect()
 }

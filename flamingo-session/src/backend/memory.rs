@@ -221,7 +221,7 @@ impl SessionBackend for MemoryBackend {
     async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         check_length(&state, self.inner.store_length)?;
         let count = self.inner.creates.fetch_add(1, Ordering::Relaxed);
-        if count % SWEEP_EVERY == 0 {
+        if count.is_multiple_of(SWEEP_EVERY) {
             self.sweep(count / SWEEP_EVERY);
         }
         let now = Instant::now();
