@@ -205,26 +205,24 @@ async fn an_empty_session_exists_and_the_marker_field_stays_internal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_merge_is_checked_inside_redis_and_leaves_the_session_intact() {
     let server = RedisServer::standalone();
-    let backend = open(&config(&server.host())).await;
+    // Two instances of the app: neither sees what the other wrote, only Redis does.
+    let one = open(&config(&server.host())).await;
+    let two = open(&config(&server.host())).await;
     let ttl = Duration::from_secs(60);
-    let key = backend.create(state(&[("keep", "1")]), ttl).await.unwrap();
-    // Written behind the backend's back: only a size check inside Redis can see this value.
-    let big = "x".repeat(STORE_LENGTH - 10);
-    server.cli(&[
-        "hset",
-        &format!("session:{}", key.expose()),
-        "outside",
-        &big,
-    ]);
-    let err = backend
-        .save(
-            &key,
-            SessionChange::Merge {
-                set: state(&[("more", "0123456789")]),
-                remove: vec![],
-            },
-            ttl,
-        )
+    let key = one.create(state(&[("keep", "1")]), ttl).await.unwrap();
+    let big = "x".repeat(STORE_LENGTH - 30);
+    let merge = |field: &str, value: &str, remove: &[&str]| SessionChange::Merge {
+        set: state(&[(field, value)]),
+        remove: remove.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    assert_eq!(
+        one.save(&key, merge("outside", &big, &[]), ttl)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+    let err = two
+        .save(&key, merge("more", "0123456789abcdefghij", &[]), ttl)
         .await
         .unwrap_err();
     match err {
@@ -232,32 +230,34 @@ async fn a_refused_merge_is_checked_inside_redis_and_leaves_the_session_intact()
             assert_eq!(limit, STORE_LENGTH);
             assert_eq!(
                 size,
-                "keep".len() + 1 + "outside".len() + big.len() + "more".len() + 10
+                "keep".len() + 1 + "outside".len() + big.len() + "more".len() + 20
             );
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    let stored = backend.load(&key).await.unwrap().unwrap();
+    let stored = one.load(&key).await.unwrap().unwrap();
     assert_eq!(stored.len(), 2, "nothing may be written by a refused merge");
     assert!(!stored.contains_key("more"));
-    // Removing the big value in the same merge makes it fit.
+    // Removing the big value in the same merge makes it fit; the stored size follows.
     assert_eq!(
-        backend
-            .save(
-                &key,
-                SessionChange::Merge {
-                    set: state(&[("more", "0123456789")]),
-                    remove: vec!["outside".into()],
-                },
-                ttl,
-            )
+        two.save(&key, merge("more", "0123456789", &["outside"]), ttl)
             .await
             .unwrap(),
         SaveOutcome::Saved
     );
     assert_eq!(
-        backend.load(&key).await.unwrap().unwrap(),
+        one.load(&key).await.unwrap().unwrap(),
         state(&[("keep", "1"), ("more", "0123456789")])
+    );
+    assert_eq!(
+        server
+            .cli(&[
+                "hget",
+                &format!("session:{}", key.expose()),
+                flamingo_session::redis::SIZE_FIELD
+            ])
+            .trim(),
+        ("keep".len() + 1 + "more".len() + 10).to_string()
     );
 }
 
