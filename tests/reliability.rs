@@ -201,9 +201,8 @@ fn mutations(valid: &str, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_mutated_cookies_never_cause_a_500() {
     let demo = Demo::start("");
-    let client = browser();
-    count(&client, &demo).await;
-    let res = client.get(demo.url("/counter")).send().await.unwrap();
+    // A client without a cookie jar: its request starts a session and gets its cookie.
+    let res = reqwest::get(demo.url("/counter")).await.unwrap();
     let valid = res
         .headers()
         .get_all("set-cookie")
@@ -247,7 +246,7 @@ async fn thousands_of_mutated_cookies_never_cause_a_500() {
                     // A mutation the cookie codec normalises away (e.g. an ignored trailing
                     // character) still names the same session: never another one.
                     assert!(
-                        body["count"].as_u64().unwrap() > 2,
+                        body["count"].as_u64().unwrap() > 1,
                         "a mutated cookie reached a foreign session"
                     );
                     same += 1;

@@ -286,7 +286,26 @@ impl Session {
     /// ```
     pub fn load<T: SessionValue>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.with_text(key, |text| {
-            text.map(|text| decode_stored::<T>(key, text)).transpose()
+            let Some(text) = text else {
+                return Ok(None);
+            };
+            match decode_stored::<T>(key, text) {
+                Ok(value) => Ok(Some(value)),
+                // Not JSON at all: garbage written into the store by something else. The value
+                // is treated as missing (the next store replaces it) instead of failing every
+                // request of the session. Checked only on this error path, so values this
+                // process wrote are never validated twice.
+                Err(SessionError::NotAValue { .. })
+                    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() =>
+                {
+                    tracing::warn!(
+                        key = %key.escape_debug(),
+                        "corrupt session value (not JSON) ignored"
+                    );
+                    Ok(None)
+                }
+                Err(err) => Err(err),
+            }
         })
     }
 
