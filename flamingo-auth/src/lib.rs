@@ -109,10 +109,13 @@ mod error;
 pub mod events;
 mod extract;
 mod identity;
+mod log;
 mod manager;
 mod redirect;
 mod routes;
 pub mod session_data;
+mod suggest;
+mod template;
 pub mod user;
 
 pub use auth::{Auth, AuthBuilder, RetryPolicy};
