@@ -13,7 +13,8 @@ use crate::{
     log::Escaped,
     redirect,
     session_data::{
-        fake_session_key, oidc_session_key, LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, REDIRECT_KEY,
+        fake_session_key, oidc_session_key, LogoutRedirects, LOGOUT_REDIRECTS_KEY,
+        LOGOUT_REDIRECT_KEY, REDIRECT_KEY,
     },
     Auth,
 };
@@ -205,7 +206,7 @@ async fn logout(
         // new ID) until the chain ends in the logout callback.
         session.renew();
         let stored = session
-            .store(LOGOUT_REDIRECTS_KEY, queue)
+            .store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue))
             .and_then(|()| session.store(LOGOUT_REDIRECT_KEY, target.clone()));
         if let Err(err) = stored {
             tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
@@ -235,7 +236,9 @@ async fn logout_callback(
     auth: web::Data<Auth>,
 ) -> HttpResponse {
     let origin = auth.origin();
-    let Some(mut queue) = session.try_load::<Vec<String>>(LOGOUT_REDIRECTS_KEY) else {
+    let Some(LogoutRedirects(mut queue)) =
+        session.try_load::<LogoutRedirects>(LOGOUT_REDIRECTS_KEY)
+    else {
         return see_other(origin.base_url(&req).as_str());
     };
     if queue.is_empty() {
@@ -246,7 +249,7 @@ async fn logout_callback(
         return see_other(&target);
     }
     let next = queue.remove(0);
-    if let Err(err) = session.store(LOGOUT_REDIRECTS_KEY, queue) {
+    if let Err(err) = session.store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue)) {
         tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
     }
     let Ok(mut url) = url::Url::parse(&next) else {
