@@ -7,10 +7,16 @@
 //!
 //! `--config FILE` may be repeated; later files win, key by key, over the demo's defaults
 //! (which turn `cookie.secure` off so the demo works on plain http://127.0.0.1). Environment
-//! variables override both: `FLAMINGO__SESSION__BACKEND=file`.
+//! variables override both: `FLAMINGO__SESSION__BACKEND=file`. When no file configures a
+//! broker, the demo turns on the fake broker of `examples/config/fake-auth.yml` (users
+//! alice / alicepw and bob / bobpw). The demo sets no session secret of its own: a secret
+//! written in public source is no secret, so it runs on the library default, which is logged
+//! as insecure at start; set `flamingo.session.secret` in a file or
+//! `FLAMINGO__SESSION__SECRET` before deploying it anywhere.
 //!
 //! HTTP contract (used by the end-to-end tests and the benchmarks; keep it stable):
-//! - `GET /` an HTML page with the session's contents and forms;
+//! - `GET /` an HTML page with the session's contents (sensitive values, such as auth's tokens,
+//!   redacted) and forms, sent with `Cache-Control: no-store`;
 //! - `GET /counter` increments a counter: `{"count": N}`;
 //! - `POST /cart/items` `{"sku": "...", "qty": N}` adds to the cart; `GET /cart`; `DELETE /cart`;
 //! - `POST /flash` `{"message": "..."}`; `GET /flash` answers and pops the list;
@@ -226,8 +232,8 @@ async fn index(session: Session, user: User, brokers: web::Data<Brokers>) -> Htt
             escape(user.broker.as_deref().unwrap_or("?"))
         )
     } else if brokers.0.is_empty() {
-        "<p>No identity broker is configured: run the demo with \
-         <code>--config examples/config/fake-auth.yml</code> to log in.</p>"
+        "<p>No identity broker is configured: see <code>examples/config/fake-auth.yml</code> \
+         to log in.</p>"
             .to_owned()
     } else {
         let links: String = brokers
@@ -263,8 +269,10 @@ async fn index(session: Session, user: User, brokers: web::Data<Brokers>) -> Htt
 {rows}</table>
 </body></html>"#
     );
+    // The page shows session data: no cache (browser or proxy) may keep it.
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(page)
 }
 
@@ -334,14 +342,38 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn load_config(files: &[String]) -> Result<config::Config, config::ConfigError> {
-    let mut builder = config::Config::builder()
-        // The demo's own defaults: plain http on loopback. The library default stays Secure.
-        .set_default("flamingo.session.cookie.secure", false)?
-        .set_default(
-            "flamingo.session.secret",
-            "demo secret: replace me before going anywhere near production",
-        )?;
+/// The brokers the demo turns on when the config names none: Flamingo's fake broker.
+const DEFAULT_BROKERS: &str = include_str!("config/fake-auth.yml");
+
+/// The config from `files` and the environment; with the fake broker when they configure none.
+fn load_config(files: &[String]) -> Result<config::Config, Box<dyn std::error::Error>> {
+    let config = build_config(files, false)?;
+    if !flamingo::auth::config::AuthConfig::from_config(&config)?
+        .brokers
+        .is_empty()
+    {
+        return Ok(config);
+    }
+    tracing::info!(
+        "demo: no broker configured, so the fake broker is on (alice / alicepw, bob / bobpw)"
+    );
+    Ok(build_config(files, true)?)
+}
+
+fn build_config(
+    files: &[String],
+    default_brokers: bool,
+) -> Result<config::Config, config::ConfigError> {
+    // The demo's own defaults: plain http on loopback. The library default stays Secure. No
+    // session secret: one written here would be public (see the module docs).
+    let mut builder =
+        config::Config::builder().set_default("flamingo.session.cookie.secure", false)?;
+    if default_brokers {
+        builder = builder.add_source(config::File::from_str(
+            DEFAULT_BROKERS,
+            config::FileFormat::Yaml,
+        ));
+    }
     for file in files {
         builder = builder.add_source(config::File::with_name(file));
     }

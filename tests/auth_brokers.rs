@@ -369,6 +369,23 @@ async fn bad_config_is_a_start_up_error_naming_the_key() {
             "core.auth.web.broker[0].stateLifeTime: invalid duration \"later\"",
         ),
         ("core.auth.web.broker: [{broker: x, typ: oidc, clientSecret: b, endpoint: 'http://127.0.0.1:1'}]", "core.auth.web.broker[0].clientID: is required"),
+        // Typos start nothing silently: no users, no brokers, no timeout.
+        (
+            "core.auth.web.broker: [{broker: x, typ: fake, userConfg: {alice: {password: pw}}}]",
+            "core.auth.web.broker[0].userConfg: unknown key (did you mean core.auth.web.broker[0].userConfig?)",
+        ),
+        (
+            "core.auth.web.brokers: [{broker: x, typ: fake}]",
+            "core.auth.web.brokers: unknown key (did you mean core.auth.web.broker?)",
+        ),
+        (
+            "core:\n  auth:\n    web:\n      httpClient: {requestTimeot: 1s}",
+            "core.auth.web.httpClient.requestTimeot: unknown key (did you mean core.auth.web.httpClient.requestTimeout?)",
+        ),
+        (
+            "core.auth.web.broker: [{broker: x, typ: fake, loginTemplate: '{{.FormURL}} {{.Nope}}'}]",
+            "core.auth.web.broker[0].loginTemplate: unsupported template action {{.Nope}}",
+        ),
     ];
     for (yaml, expected) in cases {
         let err = TestApp::try_start(port, &format!("{SESSION_YAML}{yaml}"), |b| b, routes)
@@ -469,4 +486,44 @@ async fn auth_refuses_a_session_backend_that_cannot_hold_tokens() {
         err.to_string().contains("\"tiny-cookie\" backend cannot"),
         "{err}"
     );
+}
+
+#[actix_web::test]
+async fn the_fake_broker_renders_a_flamingo_go_template() {
+    let template = r#"<form class="go" action="{{.FormURL}}">{{if .Message}}<em>{{ .Message }}</em>{{else}}<i>welcome</i>{{end}}<input name="{{.UsernameID}}"><input name="{{PasswordID}}"></form>"#;
+    let extra = format!(
+        "  - broker: go\n    typ: fake\n    usernameFieldId: login\n    userConfig: {{ carol: {{ password: pw }} }}\n    loginTemplate: '{template}'\n"
+    );
+    let app = app(&extra).await;
+    let browser = browser();
+    let html = browser
+        .get(app.url("/core/auth/login/go"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        html,
+        r#"<form class="go" action="/core/auth/callback/go"><i>welcome</i><input name="login"><input name="password"></form>"#
+    );
+    let retry = browser
+        .post(app.url("/core/auth/callback/go"))
+        .form(&[("login", "carol"), ("password", "<wrong>")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(retry.contains("<em>password mismatch</em>"), "{retry}");
+    let done = browser
+        .post(app.url("/core/auth/callback/go"))
+        .form(&[("login", "carol"), ("password", "pw")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(json(&browser, &app.url("/me")).await["loggedIn"], true);
 }

@@ -2,18 +2,19 @@
 //! (discovery, keys and a token endpoint that answers whatever the test queued) checks that
 //! the callback refuses bad signatures, other audiences and issuers, expired tokens,
 //! `alg: none`, wrong nonces and `at_hash`; that unknown keys are refetched at most once per
-//! interval; that states expire and several can be live; and that a refreshed ID token may come
-//! without a nonce but not with another one.
+//! interval; that states expire and several can be live; that a refreshed ID token may come
+//! without a nonce but not with another one; that attacker text in a callback reaches the log
+//! escaped; and that the token-carrying client gives up on an API that never answers.
 
 mod support;
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -194,9 +195,19 @@ async fn access(auth: AuthManager) -> Result<HttpResponse, AuthError> {
     Ok(HttpResponse::Ok().body(token.secret().clone()))
 }
 
+/// Calls `?url=` with the user's access token; answers the API's status.
+async fn call_api(
+    auth: AuthManager,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, AuthError> {
+    let response = auth.http_client().await?.get(&query["url"]).send().await?;
+    Ok(HttpResponse::Ok().body(response.status().to_string()))
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/me", web::get().to(me))
-        .route("/access", web::get().to(access));
+        .route("/access", web::get().to(access))
+        .route("/api", web::get().to(call_api));
 }
 
 async fn app_for(op: &FakeOp, extra: &str) -> TestApp {
@@ -581,4 +592,133 @@ async fn a_provider_error_reaches_the_registered_callback_error_handler() {
     assert_eq!(default.status(), StatusCode::UNAUTHORIZED);
     let body = default.text().await.unwrap();
     assert!(body.ends_with("access_denied"), "{body}");
+}
+
+/// Everything logged in this test process, as the `fmt` subscriber writes it (no colours).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Installs (once per process: the app's workers run on their own threads) a global subscriber
+/// that writes into a buffer, and returns the buffer.
+fn captured_logs() -> LogBuffer {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    })
+    .clone()
+}
+
+#[actix_web::test]
+async fn control_characters_from_a_callback_never_reach_the_log_raw() {
+    let logs = captured_logs();
+    let key = Key::new("k1");
+    let op = start_op(&[&key]).await;
+    let app = app_for(&op, "").await;
+    let marker = format!("forged{}", free_port());
+    // No login, no state: the provider-error branch logs first.
+    let response = browser()
+        .get(app.url(&format!(
+            "/core/auth/callback/fop?error=x%0A{marker}%20INFO%20admin%20logged%20in%1b[2J\
+             &error_description=y%0D%0A{marker}-description%1b]0;title%07%E2%80%AE"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&marker)).collect();
+    assert!(!lines.is_empty(), "the provider error is logged:\n{text}");
+    for line in &lines {
+        // A raw line break would start a line of the attacker's with the marker.
+        assert!(
+            line.contains("the OpenID Provider returned an error"),
+            "a forged log line: {line:?}"
+        );
+        assert!(!line.contains('\u{1b}') && !line.contains('\u{7}') && !line.contains('\r'));
+        assert!(!line.contains('\u{202e}'), "a direction override: {line:?}");
+    }
+    assert!(
+        text.contains(&format!("x\\n{marker} INFO admin logged in\\u{{1b}}[2J")),
+        "the error code is logged, escaped:\n{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "y\\r\\n{marker}-description\\u{{1b}}]0;title\\u{{7}}"
+        )),
+        "the description is logged, escaped:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no raw escape anywhere in the log"
+    );
+}
+
+#[actix_web::test]
+async fn the_token_client_gives_up_on_an_api_that_never_answers() {
+    // An API that accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = format!("http://{}/orders", listener.local_addr().unwrap());
+    actix_web::rt::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let key = Key::new("k1");
+    let op = start_op(&[&key]).await;
+    let app = app_for(
+        &op,
+        "core.auth.web.httpClient: {connectTimeout: 1s, requestTimeout: 1500ms}\n",
+    )
+    .await;
+    let browser = browser();
+    let (state, nonce) = begin(&browser, &app).await;
+    op.op.responses.lock().unwrap().push_back(token_response(
+        &signed(&key, &claims(&op, "alice", Some(&nonce))),
+        "at-1",
+        300,
+    ));
+    assert_eq!(
+        finish(&browser, &app, &state).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let started = Instant::now();
+    let call = browser
+        .get(app.url("/api"))
+        .query(&[("url", silent.as_str())])
+        .send();
+    let response = tokio::time::timeout(Duration::from_secs(15), call)
+        .await
+        .expect("the app answered instead of waiting for the API forever")
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
+        "gave up after {waited:?}, expected about the configured 1.5 s"
+    );
 }

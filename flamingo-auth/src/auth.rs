@@ -11,6 +11,8 @@ use crate::{
     error::AuthConfigError,
     events::{login_listener, logout_listener, Listeners, LoginEvent, LogoutEvent},
     identity::Identity,
+    log::Escaped,
+    redirect::Origin,
     routes,
 };
 
@@ -65,6 +67,8 @@ struct Inner {
     debug: bool,
     login_broker: Option<String>,
     api_client: reqwest::Client,
+    request_timeout: Duration,
+    origin: Origin,
     callback_error_handler: Option<CallbackErrorHandler>,
 }
 
@@ -212,7 +216,10 @@ impl AuthBuilder {
     }
 
     /// The reqwest client [`AuthHttpClient`](crate::AuthHttpClient) sends requests with.
-    /// Default: `reqwest::Client::new()`.
+    /// Default: a client that gives up connecting after
+    /// `core.auth.web.httpClient.connectTimeout` (5 s). Whatever the client,
+    /// `core.auth.web.httpClient.requestTimeout` (30 s) bounds each request; change it for one
+    /// request with `.map(|r| r.timeout(...))`.
     pub fn api_client(mut self, client: reqwest::Client) -> Self {
         self.api_client = Some(client);
         self
@@ -271,12 +278,28 @@ impl AuthBuilder {
         let login_broker = self
             .login_broker
             .or_else(|| brokers.first().map(|b| b.name().to_owned()));
+        let timeouts = self.config.http_client;
+        let api_client = match self.api_client {
+            Some(client) => client,
+            None => reqwest::Client::builder()
+                .connect_timeout(timeouts.connect_timeout)
+                .timeout(timeouts.request_timeout)
+                .build()
+                .map_err(|err| {
+                    AuthConfigError::invalid(crate::config::HTTP_CLIENT_KEY, err.to_string())
+                })?,
+        };
         Ok(Auth {
             inner: Arc::new(Inner {
                 brokers,
                 debug: self.config.debug_controller,
                 login_broker,
-                api_client: self.api_client.unwrap_or_default(),
+                api_client,
+                request_timeout: timeouts.request_timeout,
+                origin: Origin {
+                    base_url: self.config.base_url,
+                    trusted_proxies: self.config.trusted_proxies,
+                },
                 callback_error_handler: self.callback_error_handler,
             }),
             listeners: Arc::new(self.listeners),
@@ -409,6 +432,16 @@ impl Auth {
         &self.inner.api_client
     }
 
+    /// `core.auth.web.httpClient.requestTimeout`.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    /// Where the site's own URL comes from.
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.inner.origin
+    }
+
     /// Every identity of the request, in broker order (Flamingo's `IdentifyAll`). Errors of
     /// single brokers are logged and skipped.
     pub(crate) async fn identities(&self, req: &HttpRequest, session: &Session) -> Vec<Identity> {
@@ -422,7 +455,9 @@ impl Auth {
             match broker.identify(&ctx).await {
                 Ok(Some(identity)) => found.push(identity),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(broker = broker.name(), error = %err, "identify failed"),
+                Err(err) => {
+                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed")
+                }
             }
         }
         found
@@ -439,7 +474,9 @@ impl Auth {
             match broker.identify(&ctx).await {
                 Ok(Some(identity)) => return Some(identity),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(broker = broker.name(), error = %err, "identify failed"),
+                Err(err) => {
+                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed")
+                }
             }
         }
         None

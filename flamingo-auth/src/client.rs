@@ -1,5 +1,7 @@
 //! [`AuthHttpClient`]: reqwest with the user's access token.
 
+use std::time::Duration;
+
 use reqwest::{header::HeaderValue, Method, RequestBuilder, StatusCode};
 
 use crate::{error::AuthError, manager::AuthManager};
@@ -11,6 +13,11 @@ use crate::{error::AuthError, manager::AuthManager};
 /// `401`, the token is refreshed once more and the request repeated (if its body can be
 /// cloned). Refreshed tokens are written back to the session. The client lives for one request
 /// of your app (it holds that request's session).
+///
+/// Every request is bounded by `core.auth.web.httpClient.requestTimeout` (default 30 s) and,
+/// with the default client, connecting by `connectTimeout` (default 5 s): an API that never
+/// answers gives [`AuthError::Request`] instead of holding your handler. Set another timeout
+/// for one request with `.map(|r| r.timeout(...))`.
 ///
 /// # Examples
 ///
@@ -30,18 +37,23 @@ use crate::{error::AuthError, manager::AuthManager};
 #[derive(Debug, Clone)]
 pub struct AuthHttpClient {
     client: reqwest::Client,
+    timeout: Duration,
     manager: AuthManager,
 }
 
 impl AuthHttpClient {
-    pub(crate) fn new(client: reqwest::Client, manager: AuthManager) -> Self {
-        AuthHttpClient { client, manager }
+    pub(crate) fn new(client: reqwest::Client, timeout: Duration, manager: AuthManager) -> Self {
+        AuthHttpClient {
+            client,
+            timeout,
+            manager,
+        }
     }
 
     /// A request with any method.
     pub fn request<U: reqwest::IntoUrl>(&self, method: Method, url: U) -> AuthRequest {
         AuthRequest {
-            builder: self.client.request(method, url),
+            builder: self.client.request(method, url).timeout(self.timeout),
             client: self.clone(),
         }
     }

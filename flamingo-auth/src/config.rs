@@ -5,6 +5,11 @@
 //!   auth:
 //!     web:
 //!       debugController: false
+//!       baseURL: https://shop.example        # default: from the request (see below)
+//!       trustedProxies: [127.0.0.1, 10.0.0.0/8]  # default: none
+//!       httpClient:
+//!         connectTimeout: 5s                 # AuthManager::http_client(); the defaults
+//!         requestTimeout: 30s
 //!       broker:
 //!         - broker: main            # the name in /core/auth/login/main
 //!           typ: oidc
@@ -32,14 +37,37 @@
 //!           validatePassword: true
 //!           usernameFieldId: username
 //!           passwordFieldId: password
+//!           loginTemplate: '<form action="{{.FormURL}}">...</form>'
 //! ```
 //!
 //! Keys are matched case-insensitively (environment variables arrive lowercased), and a dotted
 //! key such as `core.auth.web.broker: [...]` is the same as the nested form. Every bad value is
 //! an [`AuthConfigError`] naming the key, e.g. `core.auth.web.broker[0].stateLifeTime: invalid
-//! duration "soon"`.
+//! duration "soon"`. A key that auth does not know, under `core.auth`, in a broker entry or in
+//! one of its maps, is an error too, with a suggestion when it looks like a typo
+//! (`core.auth.web.broker[0].userConfg: unknown key (did you mean
+//! core.auth.web.broker[0].userConfig?)`), so a typo never starts an app without its users.
+//!
+//! # The site's own URL
+//!
+//! Callback URLs, the open-redirect guard and the redirects after login and logout need the
+//! absolute URL of the site. It comes from, in this order:
+//!
+//! 1. `core.auth.web.baseURL` when set (scheme, host and port; no path);
+//! 2. the forwarding headers (`Forwarded`, `X-Forwarded-Host`, `X-Forwarded-Proto`), but only
+//!    when the request comes straight from an address in `core.auth.web.trustedProxies`;
+//! 3. the request itself: its `Host` header and whether the server speaks TLS.
+//!
+//! Only `http` and `https` are ever used as the scheme; a forwarded `javascript` is ignored.
+//!
+//! # Timeouts of the token-carrying client
+//!
+//! [`AuthManager::http_client`](crate::AuthManager::http_client) gives up connecting after
+//! `core.auth.web.httpClient.connectTimeout` (default 5 s) and gives up a whole request
+//! (connect, send, the answer's body) after `core.auth.web.httpClient.requestTimeout` (default
+//! 30 s), so an API that accepts and never answers cannot hold a request of the app forever.
 
-use std::{collections::BTreeMap, fmt, time::Duration};
+use std::{collections::BTreeMap, fmt, net::IpAddr, str::FromStr, time::Duration};
 
 use serde_json::{Map, Value};
 use url::Url;
@@ -50,6 +78,49 @@ use crate::error::AuthConfigError;
 pub const BROKER_KEY: &str = "core.auth.web.broker";
 /// Whether `/core/auth/debug` is mounted.
 pub const DEBUG_KEY: &str = "core.auth.web.debugController";
+/// The site's own URL.
+pub const BASE_URL_KEY: &str = "core.auth.web.baseURL";
+/// The proxies whose forwarding headers are believed.
+pub const TRUSTED_PROXIES_KEY: &str = "core.auth.web.trustedProxies";
+/// The settings of the token-carrying HTTP client.
+pub const HTTP_CLIENT_KEY: &str = "core.auth.web.httpClient";
+
+/// The keys of `core.auth.web`.
+const WEB_KEYS: &[&str] = &[
+    "broker",
+    "debugController",
+    "baseURL",
+    "trustedProxies",
+    "httpClient",
+];
+const HTTP_CLIENT_KEYS: &[&str] = &["connectTimeout", "requestTimeout"];
+const OIDC_KEYS: &[&str] = &[
+    "broker",
+    "typ",
+    "clientID",
+    "clientSecret",
+    "endpoint",
+    "scopes",
+    "claims",
+    "requestClaims",
+    "enableOfflineToken",
+    "enableEndSessionEndpoint",
+    "overrideIssuerURL",
+    "stateLifeTime",
+];
+const CLAIMS_KEYS: &[&str] = &["idToken", "accessToken"];
+const REQUEST_CLAIMS_KEYS: &[&str] = &["idToken", "userInfo"];
+const HTTP_KEYS: &[&str] = &["broker", "typ", "realm", "users"];
+const FAKE_KEYS: &[&str] = &[
+    "broker",
+    "typ",
+    "userConfig",
+    "validatePassword",
+    "usernameFieldId",
+    "passwordFieldId",
+    "loginTemplate",
+];
+const FAKE_USER_KEYS: &[&str] = &["password", "claims"];
 
 /// A secret from the config (client secret, password). `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,6 +161,104 @@ pub struct AuthConfig {
     /// `core.auth.web.debugController`. Default: `false` (Flamingo turns it on with its debug
     /// mode; here it must be asked for, since it shows who is logged in).
     pub debug_controller: bool,
+    /// `core.auth.web.baseURL`: the site's own URL (an origin such as
+    /// `https://shop.example`), used for callback URLs and the redirect guard instead of the
+    /// request's headers. Default: unset (see [the site's own URL](self#the-sites-own-url)).
+    pub base_url: Option<Url>,
+    /// `core.auth.web.trustedProxies`: addresses (`127.0.0.1`, `::1`) and ranges
+    /// (`10.0.0.0/8`) of the reverse proxies whose `Forwarded`, `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto` headers are believed. Default: none, so forwarding headers are
+    /// ignored.
+    pub trusted_proxies: Vec<ProxyRange>,
+    /// `core.auth.web.httpClient`: timeouts of the token-carrying HTTP client.
+    pub http_client: HttpClientConfig,
+}
+
+/// `core.auth.web.httpClient`: timeouts of
+/// [`AuthManager::http_client`](crate::AuthManager::http_client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpClientConfig {
+    /// `connectTimeout`: how long connecting to the API may take. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// `requestTimeout`: how long a whole request may take, from connecting to the end of the
+    /// answer's body. Default: 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpClientConfig {
+    fn default() -> Self {
+        HttpClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One entry of `core.auth.web.trustedProxies`: an address, or a range in CIDR notation.
+///
+/// # Examples
+///
+/// ```
+/// use flamingo_auth::config::ProxyRange;
+/// let range: ProxyRange = "10.0.0.0/8".parse().unwrap();
+/// assert!(range.contains("10.1.2.3".parse().unwrap()));
+/// assert!(!range.contains("192.168.0.1".parse().unwrap()));
+/// let one: ProxyRange = "::1".parse().unwrap();
+/// assert!(one.contains("::1".parse().unwrap()));
+/// assert!("10.0.0.0/33".parse::<ProxyRange>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl ProxyRange {
+    /// Whether `ip` is in the range. An IPv4 address mapped into IPv6 (`::ffff:127.0.0.1`)
+    /// counts as the IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for ProxyRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or a CIDR range"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(ProxyRange { network, prefix })
+    }
 }
 
 /// One entry of `core.auth.web.broker`.
@@ -236,8 +405,10 @@ pub struct FakeConfig {
     pub username_field: String,
     /// `passwordFieldId`. Default: `"password"`.
     pub password_field: String,
-    /// `loginTemplate`: HTML with the placeholders `{{FormURL}}`, `{{Message}}`,
-    /// `{{UsernameID}}` and `{{PasswordID}}` (values are HTML-escaped). Default: a plain form.
+    /// `loginTemplate`: HTML with Flamingo's Go-template fields `{{.FormURL}}`,
+    /// `{{.Message}}`, `{{.UsernameID}}` and `{{.PasswordID}}` (also accepted without the
+    /// dot; values are HTML-escaped) and `{{if .Field}}...{{else}}...{{end}}`. Any other action
+    /// is a start-up error. Default: a plain form.
     pub login_template: Option<String>,
 }
 
@@ -248,7 +419,8 @@ impl AuthConfig {
     /// # Errors
     ///
     /// [`AuthConfigError::Invalid`] naming the key for a missing or malformed value, an unknown
-    /// `typ` or a duplicate broker name.
+    /// key (with a suggestion when it looks like a typo), an unknown `typ` or a duplicate broker
+    /// name.
     ///
     /// # Examples
     ///
@@ -290,6 +462,23 @@ impl AuthConfig {
     /// assert!(err.to_string().starts_with("core.auth.web.broker[0].typ:"));
     /// ```
     pub fn from_value(root: &Value) -> Result<AuthConfig, AuthConfigError> {
+        if let Some(auth) = path(root, "core.auth") {
+            Node {
+                key: "core.auth".to_owned(),
+                value: auth,
+            }
+            .check_keys(&["web"])?;
+        }
+        if let Some(web) = path(root, "core.auth.web") {
+            let web = Node {
+                key: "core.auth.web".to_owned(),
+                value: web,
+            };
+            web.check_keys(WEB_KEYS)?;
+            if let Some(client) = web.child("httpClient") {
+                client.check_keys(HTTP_CLIENT_KEYS)?;
+            }
+        }
         let brokers = match path(root, BROKER_KEY) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items.clone(),
@@ -325,9 +514,44 @@ impl AuthConfig {
             None | Some(Value::Null) => false,
             Some(value) => as_bool(DEBUG_KEY, value)?,
         };
+        let web = path(root, "core.auth.web").map(|value| Node {
+            key: "core.auth.web".to_owned(),
+            value,
+        });
+        let web = web.as_ref();
+        let base_url = match web.and_then(|w| w.child("baseURL")) {
+            Some(n) if n.as_string()?.is_empty() => None,
+            Some(n) => Some(n.as_origin()?),
+            None => None,
+        };
+        let trusted_proxies = match web.and_then(|w| w.child("trustedProxies")) {
+            Some(n) => n
+                .string_list()?
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    entry
+                        .parse::<ProxyRange>()
+                        .map_err(|err| AuthConfigError::invalid(format!("{}[{i}]", n.key), err))
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        let mut http_client = HttpClientConfig::default();
+        if let Some(client) = web.and_then(|w| w.child("httpClient")) {
+            if let Some(n) = client.child("connectTimeout") {
+                http_client.connect_timeout = n.as_duration()?;
+            }
+            if let Some(n) = client.child("requestTimeout") {
+                http_client.request_timeout = n.as_duration()?;
+            }
+        }
         Ok(AuthConfig {
             brokers: parsed,
             debug_controller,
+            base_url,
+            trusted_proxies,
+            http_client,
         })
     }
 }
@@ -340,17 +564,30 @@ fn parse_broker(node: &Node<'_>) -> Result<BrokerConfig, AuthConfigError> {
         ));
     }
     let broker = node.required_string("broker")?;
-    if broker.is_empty() || broker.contains(['/', '?', '#']) {
+    if broker.is_empty() || broker.contains(['/', '?', '#']) || broker.chars().any(char::is_control)
+    {
         return Err(AuthConfigError::invalid(
             node.child_key("broker"),
-            format!("{broker:?} is not a usable broker name (non-empty, no '/', '?' or '#')"),
+            format!(
+                "{broker:?} is not a usable broker name (non-empty, no '/', '?', '#' or \
+                 control characters)"
+            ),
         ));
     }
     let typ = node.required_string("typ")?;
     match typ.to_ascii_lowercase().as_str() {
-        "oidc" => parse_oidc(node, broker).map(BrokerConfig::Oidc),
-        "http" => parse_http(node, broker).map(BrokerConfig::Http),
-        "fake" => parse_fake(node, broker).map(BrokerConfig::Fake),
+        "oidc" => {
+            node.check_keys(OIDC_KEYS)?;
+            parse_oidc(node, broker).map(BrokerConfig::Oidc)
+        }
+        "http" => {
+            node.check_keys(HTTP_KEYS)?;
+            parse_http(node, broker).map(BrokerConfig::Http)
+        }
+        "fake" => {
+            node.check_keys(FAKE_KEYS)?;
+            parse_fake(node, broker).map(BrokerConfig::Fake)
+        }
         _ => Err(AuthConfigError::invalid(
             node.child_key("typ"),
             format!("unknown broker type {typ:?}; expected oidc, http or fake"),
@@ -373,6 +610,7 @@ fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigE
             .collect();
     let mut access_token_claims = BTreeMap::new();
     if let Some(claims) = node.child("claims") {
+        claims.check_keys(CLAIMS_KEYS)?;
         if let Some(n) = claims.child("idToken") {
             id_token_claims.extend(n.string_map()?);
         }
@@ -382,6 +620,7 @@ fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigE
     }
     let mut request_claims = RequestClaims::default();
     if let Some(rc) = node.child("requestClaims") {
+        rc.check_keys(REQUEST_CLAIMS_KEYS)?;
         if let Some(n) = rc.child("idToken") {
             request_claims.id_token = n.string_list()?;
         }
@@ -458,6 +697,7 @@ fn parse_fake(node: &Node<'_>, broker: String) -> Result<FakeConfig, AuthConfigE
             match value {
                 Value::Null => {}
                 Value::Object(_) => {
+                    user.check_keys(FAKE_USER_KEYS)?;
                     if let Some(p) = user.child("password") {
                         fake.password = Some(Secret::new(p.as_string()?));
                     }
@@ -500,7 +740,12 @@ fn parse_fake(node: &Node<'_>, broker: String) -> Result<FakeConfig, AuthConfigE
         password_field: field("passwordFieldId", "password")?,
         login_template: node
             .child("loginTemplate")
-            .map(|n| n.as_string())
+            .map(|n| {
+                let text = n.as_string()?;
+                crate::template::Template::parse(&text)
+                    .map_err(|err| AuthConfigError::invalid(&n.key, err))?;
+                Ok::<_, AuthConfigError>(text)
+            })
             .transpose()?,
     })
 }
@@ -530,6 +775,32 @@ impl<'a> Node<'a> {
             key: self.child_key(name),
             value,
         })
+    }
+
+    /// Refuses a key of this map that is not in `known` (compared case-insensitively), with a
+    /// suggestion when it looks like a typo of one.
+    fn check_keys(&self, known: &[&str]) -> Result<(), AuthConfigError> {
+        let Value::Object(map) = self.value else {
+            return Ok(());
+        };
+        for name in map.keys() {
+            if known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            let message = match crate::suggest::closest(name, known) {
+                Some(close) => format!("unknown key (did you mean {}?)", self.child_key(close)),
+                None => format!(
+                    "unknown key; the keys here are {}",
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(AuthConfigError::invalid(self.child_key(name), message));
+        }
+        Ok(())
     }
 
     fn required_string(&self, name: &str) -> Result<String, AuthConfigError> {
@@ -583,6 +854,26 @@ impl<'a> Node<'a> {
             return Err(AuthConfigError::invalid(
                 &self.key,
                 format!("{text:?} is not an http(s) URL"),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// An http(s) URL that names only an origin (scheme, host, port).
+    fn as_origin(&self) -> Result<Url, AuthConfigError> {
+        let url = self.as_url()?;
+        if url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(AuthConfigError::invalid(
+                &self.key,
+                format!(
+                    "{:?} must be only scheme, host and port, like https://shop.example",
+                    url.as_str()
+                ),
             ));
         }
         Ok(url)
@@ -814,5 +1105,134 @@ mod tests {
         };
         assert_eq!(http.realm, "basic");
         assert_eq!(http.users["admin"].expose(), "pw");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_suggestion() {
+        let cases = [
+            (
+                json!({"core": {"auth": {"web": {"brokers": []}}}}),
+                "core.auth.web.brokers: unknown key (did you mean core.auth.web.broker?)",
+            ),
+            (
+                json!({"core": {"auth": {"web": {"broker": [{"broker": "dev", "typ": "fake", "userConfg": {"alice": {}}}]}}}}),
+                "core.auth.web.broker[0].userConfg: unknown key (did you mean \
+                 core.auth.web.broker[0].userConfig?)",
+            ),
+            (
+                json!({"core": {"auth": {"web": {"broker": [{"broker": "dev", "typ": "fake", "userConfig": {"alice": {"pasword": "x"}}}]}}}}),
+                "core.auth.web.broker[0].userConfig.alice.pasword: unknown key (did you mean \
+                 core.auth.web.broker[0].userConfig.alice.password?)",
+            ),
+            (
+                json!({"core": {"auth": {"web": {"broker": [{"broker": "a", "typ": "oidc", "clientID": "c", "clientSecret": "s", "endpoint": "https://x", "claims": {"idTokens": {}}}]}}}}),
+                "core.auth.web.broker[0].claims.idTokens: unknown key (did you mean \
+                 core.auth.web.broker[0].claims.idToken?)",
+            ),
+            (
+                json!({"core": {"auth": {"web": {"broker": [{"broker": "a", "typ": "http", "userConfig": {}}]}}}}),
+                "core.auth.web.broker[0].userConfig: unknown key; the keys here are `broker`, \
+                 `typ`, `realm`, `users`",
+            ),
+            (
+                json!({"core": {"auth": {"web": {"httpClient": {"timeout": "1s"}}}}}),
+                "core.auth.web.httpClient.timeout: unknown key",
+            ),
+            (
+                json!({"core": {"auth": {"webs": {}}}}),
+                "core.auth.webs: unknown key (did you mean core.auth.web?)",
+            ),
+        ];
+        for (tree, expected) in cases {
+            let err = AuthConfig::from_value(&tree).unwrap_err().to_string();
+            assert!(
+                err.starts_with(expected),
+                "{err:?} does not start with {expected:?}"
+            );
+        }
+        // Case does not matter, as for every key.
+        let config = parse(
+            json!([{"broker": "dev", "typ": "FAKE", "USERCONFIG": {"alice": {"PassWord": "pw"}}}]),
+        )
+        .unwrap();
+        let BrokerConfig::Fake(fake) = &config.brokers[0] else {
+            panic!()
+        };
+        assert_eq!(
+            fake.users["alice"].password.as_ref().unwrap().expose(),
+            "pw"
+        );
+    }
+
+    #[test]
+    fn login_templates_are_checked_at_start_up() {
+        let template =
+            |t: &str| parse(json!([{"broker": "dev", "typ": "fake", "loginTemplate": t}]));
+        assert!(
+            template("<form action=\"{{.FormURL}}\">{{ .Message }}{{UsernameID}}</form>").is_ok()
+        );
+        let err = template("{{.FormUrl}}").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "core.auth.web.broker[0].loginTemplate: unsupported template action {{.FormUrl}}"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn web_settings_and_their_defaults() {
+        let config = AuthConfig::from_value(&json!({})).unwrap();
+        assert_eq!(config.base_url, None);
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.http_client.connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.http_client.request_timeout, Duration::from_secs(30));
+
+        let config = AuthConfig::from_value(&json!({"core": {"auth": {"web": {
+            "baseURL": "https://shop.example:8443",
+            "trustedProxies": "127.0.0.1, 10.0.0.0/8",
+            "httpClient": {"connectTimeout": "250ms", "requestTimeout": "2s"},
+        }}}}))
+        .unwrap();
+        assert_eq!(
+            config.base_url.unwrap().as_str(),
+            "https://shop.example:8443/"
+        );
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(config.trusted_proxies[1].contains("10.9.8.7".parse().unwrap()));
+        assert!(config.trusted_proxies[0].contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!config.trusted_proxies[0].contains("127.0.0.2".parse().unwrap()));
+        assert_eq!(
+            config.http_client.connect_timeout,
+            Duration::from_millis(250)
+        );
+        assert_eq!(config.http_client.request_timeout, Duration::from_secs(2));
+
+        for (web, expected) in [
+            (
+                json!({"baseURL": "https://shop.example/app"}),
+                "core.auth.web.baseURL: \"https://shop.example/app\" must be only",
+            ),
+            (
+                json!({"baseURL": "ftp://shop.example"}),
+                "core.auth.web.baseURL: \"ftp://shop.example\" is not an http(s) URL",
+            ),
+            (
+                json!({"trustedProxies": ["127.0.0.1", "proxy.local"]}),
+                "core.auth.web.trustedProxies[1]: \"proxy.local\" is not an IP address",
+            ),
+            (
+                json!({"httpClient": {"requestTimeout": "forever"}}),
+                "core.auth.web.httpClient.requestTimeout: invalid duration",
+            ),
+        ] {
+            let err = AuthConfig::from_value(&json!({"core": {"auth": {"web": web}}}))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(expected),
+                "{err:?} does not start with {expected:?}"
+            );
+        }
     }
 }

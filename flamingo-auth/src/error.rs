@@ -158,7 +158,7 @@ impl ResponseError for AuthError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error = %self, "auth request failed");
+            tracing::error!(error = %crate::log::Escaped(self), "auth request failed");
         }
         let message = match self {
             // Details of server-side failures stay in the log.

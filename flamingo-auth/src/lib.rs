@@ -11,7 +11,9 @@
 //! - **Routes**, as in Flamingo: `/core/auth/login/{broker}?redirecturl=`,
 //!   `/core/auth/callback/{broker}`, `/core/auth/logout`, `/core/auth/logout/{broker}`,
 //!   `/core/auth/logoutCallback`, and `/core/auth/debug` when `core.auth.web.debugController`
-//!   is on. `redirecturl` may only be relative or on the same host.
+//!   is on. `redirecturl` may only be relative or on the same host; the site's host comes from
+//!   `core.auth.web.baseURL`, from forwarding headers of `core.auth.web.trustedProxies` only, or
+//!   from `Host` (see [the site's own URL](config#the-sites-own-url)).
 //! - **Extractors**: [`User`] (a guest when nobody is logged in), [`Authenticated`] (requires a
 //!   login: 401 for APIs, a redirect to the login for browsers), [`UserService`], and
 //!   [`AuthManager`] for the ID token, the access token (refreshed when it expires) and
@@ -96,7 +98,10 @@
 //! (`/core/auth/logoutCallback`, which must be registered at the provider, like the callback
 //! `/core/auth/callback/<broker>`).
 //!
-//! Tokens, codes, secrets and session IDs are never logged.
+//! Tokens, codes, secrets and session IDs are never logged, and text from a request or a
+//! provider is logged with its control characters escaped. The session values that hold tokens,
+//! nonces, verifiers and states are `#[session_value(sensitive)]`: pages that list a session
+//! through the registry show `"<redacted>"` for them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -109,10 +114,13 @@ mod error;
 pub mod events;
 mod extract;
 mod identity;
+mod log;
 mod manager;
 mod redirect;
 mod routes;
 pub mod session_data;
+mod suggest;
+mod template;
 pub mod user;
 
 pub use auth::{Auth, AuthBuilder, RetryPolicy};

@@ -276,13 +276,16 @@ impl AuthManager {
     ///
     /// # Errors
     ///
-    /// [`AuthError::NotLoggedIn`] when there is no login at the broker.
+    /// [`AuthError::NotLoggedIn`] when there is no login at the broker. A request of the client
+    /// fails with [`AuthError::Request`] when the API does not answer within the timeouts of
+    /// `core.auth.web.httpClient` (see [`config`](crate::config#timeouts-of-the-token-carrying-client)).
     pub async fn http_client(&self) -> Result<AuthHttpClient, AuthError> {
         let broker = self.oidc()?.name().to_owned();
         // Fail early when nobody is logged in.
         self.data(false).await?;
         Ok(AuthHttpClient::new(
             self.auth.api_client().clone(),
+            self.auth.request_timeout(),
             self.broker(&broker)?,
         ))
     }

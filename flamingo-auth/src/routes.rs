@@ -10,9 +10,11 @@ use crate::{
     broker::{Broker, Ctx},
     events::{LoginEvent, LogoutEvent},
     identity::Identity,
+    log::Escaped,
     redirect,
     session_data::{
-        fake_session_key, oidc_session_key, LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, REDIRECT_KEY,
+        fake_session_key, oidc_session_key, LogoutRedirects, LOGOUT_REDIRECTS_KEY,
+        LOGOUT_REDIRECT_KEY, REDIRECT_KEY,
     },
     Auth,
 };
@@ -73,7 +75,11 @@ async fn login(
         return not_found("broker for login not found");
     };
     let params = query(&req);
-    let target = redirect::login_target(&req, params.get("redirecturl").map(String::as_str));
+    let target = redirect::login_target(
+        auth.origin(),
+        &req,
+        params.get("redirecturl").map(String::as_str),
+    );
     if let Err(err) = session.store(REDIRECT_KEY, target) {
         return actix_web::ResponseError::error_response(&crate::AuthError::from(err));
     }
@@ -128,7 +134,7 @@ async fn complete_login(ctx: &Ctx<'_>, broker: &Broker, identity: Identity) -> H
     let target = ctx
         .session
         .try_load::<String>(REDIRECT_KEY)
-        .unwrap_or_else(|| redirect::base_url(ctx.req).to_string());
+        .unwrap_or_else(|| ctx.auth.origin().base_url(ctx.req).to_string());
     ctx.session.delete(REDIRECT_KEY);
     tracing::info!(broker = broker.name(), "login");
     ctx.auth
@@ -177,7 +183,11 @@ async fn logout(
     brokers: Vec<&Broker>,
 ) -> HttpResponse {
     let ctx = Ctx { req, session, auth };
-    let target = redirect::guard(req, query(req).get("redirecturl").map(String::as_str));
+    let target = redirect::guard(
+        auth.origin(),
+        req,
+        query(req).get("redirecturl").map(String::as_str),
+    );
     let mut queue: Vec<String> = Vec::new();
     for broker in &brokers {
         if let Some(url) = broker.logout(&ctx) {
@@ -196,10 +206,10 @@ async fn logout(
         // new ID) until the chain ends in the logout callback.
         session.renew();
         let stored = session
-            .store(LOGOUT_REDIRECTS_KEY, queue)
+            .store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue))
             .and_then(|()| session.store(LOGOUT_REDIRECT_KEY, target.clone()));
         if let Err(err) = stored {
-            tracing::error!(error = %err, "storing the logout redirects failed");
+            tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
             session.purge();
             return see_other(&target);
         }
@@ -220,25 +230,32 @@ async fn logout(
 /// `GET /core/auth/logoutCallback`: sends the browser to the next queued end-session URL (with
 /// `post_logout_redirect_uri` pointing back here); at the end purges the session and redirects
 /// to the target remembered at logout.
-async fn logout_callback(req: HttpRequest, session: Session) -> HttpResponse {
-    let Some(mut queue) = session.try_load::<Vec<String>>(LOGOUT_REDIRECTS_KEY) else {
-        return see_other(redirect::base_url(&req).as_str());
+async fn logout_callback(
+    req: HttpRequest,
+    session: Session,
+    auth: web::Data<Auth>,
+) -> HttpResponse {
+    let origin = auth.origin();
+    let Some(LogoutRedirects(mut queue)) =
+        session.try_load::<LogoutRedirects>(LOGOUT_REDIRECTS_KEY)
+    else {
+        return see_other(origin.base_url(&req).as_str());
     };
     if queue.is_empty() {
         let target = session
             .try_load::<String>(LOGOUT_REDIRECT_KEY)
-            .unwrap_or_else(|| redirect::base_url(&req).to_string());
+            .unwrap_or_else(|| origin.base_url(&req).to_string());
         session.purge();
         return see_other(&target);
     }
     let next = queue.remove(0);
-    if let Err(err) = session.store(LOGOUT_REDIRECTS_KEY, queue) {
-        tracing::error!(error = %err, "storing the logout redirects failed");
+    if let Err(err) = session.store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue)) {
+        tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
     }
     let Ok(mut url) = url::Url::parse(&next) else {
         return see_other(LOGOUT_CALLBACK_PATH);
     };
-    let back = redirect::absolute(&req, LOGOUT_CALLBACK_PATH);
+    let back = origin.absolute(&req, LOGOUT_CALLBACK_PATH);
     url.query_pairs_mut()
         .append_pair("post_logout_redirect_uri", back.as_str());
     see_other(url.as_str())

@@ -1,13 +1,17 @@
 //! What auth keeps in the session: Flamingo's keys (the persistence contract) and the stored
 //! types, each a `SessionValue` with a stable name.
 //!
+//! The types that carry tokens, nonces, PKCE verifiers or `state`s are
+//! `#[session_value(sensitive)]`: the registry's dynamic view (a page listing the session, like
+//! the demo's `/`) shows `"<redacted>"` for them, and their `Debug` leaves the secrets out.
+//!
 //! | key | type |
 //! |---|---|
 //! | `core.auth.redirect` | `String`: where to go after login |
-//! | `core.auth.logoutredirects` | `Vec<String>`: queued single-sign-out URLs |
+//! | `core.auth.logoutredirects` | [`LogoutRedirects`]: queued single-sign-out URLs (sensitive) |
 //! | `core.auth.logoutredirect` | `String`: where to go after logout |
-//! | `core.auth.oidc.<broker>.sessiondata` | [`OidcSessionData`] |
-//! | `core.auth.oidc.<broker>.states` | `Vec<`[`OidcState`]`>` |
+//! | `core.auth.oidc.<broker>.sessiondata` | [`OidcSessionData`] (sensitive) |
+//! | `core.auth.oidc.<broker>.states` | `Vec<`[`OidcState`]`>` (sensitive) |
 //! | `core.auth.fake.<broker>.data` | [`FakeSessionData`] |
 
 use std::fmt;
@@ -38,10 +42,25 @@ pub fn fake_session_key(broker: &str) -> String {
     format!("core.auth.fake.{broker}.data")
 }
 
+/// `core.auth.logoutredirects`: the end-session URLs still to visit at logout. They carry the
+/// raw ID token as `id_token_hint`, so the type is sensitive and `Debug` shows only how many.
+#[derive(Clone, Default, Serialize, Deserialize, SessionValue, PartialEq, Eq)]
+#[serde(transparent)]
+#[session_value(name = "flamingo.auth.LogoutRedirects", sensitive)]
+pub struct LogoutRedirects(pub Vec<String>);
+
+impl fmt::Debug for LogoutRedirects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogoutRedirects")
+            .field("len", &self.0.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A login of an `oidc` broker: tokens, the raw ID token and the mapped claims
-/// (Flamingo's `sessionData`). `Debug` redacts the tokens.
+/// (Flamingo's `sessionData`). Sensitive; `Debug` redacts the tokens.
 #[derive(Clone, Serialize, Deserialize, SessionValue, PartialEq)]
-#[session_value(name = "flamingo.auth.OidcSessionData")]
+#[session_value(name = "flamingo.auth.OidcSessionData", sensitive)]
 pub struct OidcSessionData {
     /// The ID token's `sub`.
     pub subject: String,
@@ -80,9 +99,10 @@ impl fmt::Debug for OidcSessionData {
 }
 
 /// One login in progress at an `oidc` broker (Flamingo's `StateEntry`, plus the nonce and the
-/// PKCE verifier). Several can be live at once, one per tab. `Debug` redacts the secrets.
+/// PKCE verifier). Several can be live at once, one per tab. Sensitive; `Debug` redacts the
+/// secrets.
 #[derive(Clone, Serialize, Deserialize, SessionValue, PartialEq, Eq)]
-#[session_value(name = "flamingo.auth.OidcState")]
+#[session_value(name = "flamingo.auth.OidcState", sensitive)]
 pub struct OidcState {
     /// The `state` sent to the provider.
     pub state: String,

@@ -1,8 +1,8 @@
 //! Parsing of the `#[session_value(...)]` attribute.
 //!
-//! Keys: `name = "..."` (the stable type name) and `crate = "path"` (where the runtime crate
-//! is, for re-exports). Each key may appear once, across all `#[session_value]` attributes of
-//! the type.
+//! Keys: `name = "..."` (the stable type name), `crate = "path"` (where the runtime crate
+//! is, for re-exports) and the flag `sensitive` (the dynamic view redacts the values). Each key
+//! may appear once, across all `#[session_value]` attributes of the type.
 
 use syn::{meta::ParseNestedMeta, Attribute, LitStr, Path, Token};
 
@@ -10,7 +10,7 @@ use syn::{meta::ParseNestedMeta, Attribute, LitStr, Path, Token};
 pub(crate) const ATTR: &str = "session_value";
 
 /// The keys `#[session_value(...)]` accepts, for error messages.
-const KEYS: &str = "`name = \"...\"` or `crate = \"path\"`";
+const KEYS: &str = "`name = \"...\"`, `crate = \"path\"` or `sensitive`";
 
 /// What the `#[session_value(...)]` attributes on a type say.
 #[derive(Default)]
@@ -19,6 +19,8 @@ pub(crate) struct Attrs {
     pub(crate) name: Option<LitStr>,
     /// `crate = "path"`: the path of the runtime crate, as written and as parsed.
     pub(crate) krate: Option<(LitStr, Path)>,
+    /// `sensitive`: values hold secrets and are redacted by the registry's dynamic view.
+    pub(crate) sensitive: bool,
 }
 
 /// Whether `attr` is a `#[session_value ...]` attribute.
@@ -74,6 +76,17 @@ fn parse_one(attr: &Attribute, out: &mut Attrs) -> syn::Result<()> {
                 )
             })?;
             out.krate = Some((lit, path));
+            Ok(())
+        } else if meta.path.is_ident("sensitive") {
+            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                return Err(meta.error(
+                    "`sensitive` is a flag and takes no value: write `#[session_value(sensitive)]`",
+                ));
+            }
+            if out.sensitive {
+                return Err(duplicate(&meta, "sensitive"));
+            }
+            out.sensitive = true;
             Ok(())
         } else {
             let key = meta.path.get_ident().map_or_else(

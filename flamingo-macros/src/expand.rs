@@ -33,11 +33,17 @@ fn impl_session_value(input: &Input<'_>) -> TokenStream {
     };
     let generics = with_session_value_bounds(input.generics, &krate);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let sensitive = input.attrs.sensitive.then(|| {
+        quote!(
+            const SENSITIVE: bool = true;
+        )
+    });
 
     if !input.is_generic() {
         return quote! {
             #[automatically_derived]
             impl #krate::SessionValue for #ident {
+                #sensitive
                 fn session_type_name() -> ::std::borrow::Cow<'static, str> {
                     ::std::borrow::Cow::Borrowed(#base)
                 }
@@ -48,6 +54,15 @@ fn impl_session_value(input: &Input<'_>) -> TokenStream {
             }
         };
     }
+    // A generic type is not registered; its base name is, so that the dynamic view still
+    // redacts `Base<...>`.
+    let sensitive_name = input.attrs.sensitive.then(|| {
+        quote! {
+            #krate::__private::inventory::submit! {
+                #krate::registry::SensitiveName::new(#base)
+            }
+        }
+    });
 
     // A generic type's name composes its parameters' names, like `Vec<u32>`; it is not
     // registered, as a registration needs one concrete type.
@@ -75,11 +90,14 @@ fn impl_session_value(input: &Input<'_>) -> TokenStream {
     quote! {
         #[automatically_derived]
         impl #impl_generics #krate::SessionValue for #ident #ty_generics #where_clause {
+            #sensitive
             fn session_type_name() -> ::std::borrow::Cow<'static, str> {
                 let params: [::std::string::String; #count] = [#(#params),*];
                 ::std::borrow::Cow::Owned(::std::format!("{}<{}>", #base, params.join(", ")))
             }
         }
+
+        #sensitive_name
     }
 }
 

@@ -39,6 +39,31 @@
 //!   checks it at start-up): `Registry::try_global()` returns a `DuplicateTypeName` error that
 //!   names both Rust types.
 //!
+//! # Sensitive values
+//!
+//! `#[session_value(sensitive)]` marks a type that holds secrets (tokens, nonces, PKCE
+//! verifiers). It loads and stores as usual, but the registry's dynamic view, which debug pages
+//! such as the demo's `/` show, gives `"<redacted>"` instead of its JSON, also inside
+//! containers (`Vec<T>`, `Option<T>`, maps) and for generic types. The type's own `Debug` is
+//! yours to write: derive nothing that prints the secrets.
+//!
+//! ```
+//! use flamingo_session::{registry::Registry, SessionValue};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, SessionValue)]
+//! #[session_value(name = "shop.ApiToken", sensitive)]
+//! struct ApiToken {
+//!     token: String,
+//! }
+//!
+//! let decoded = Registry::global()
+//!     .decode(r#"{"t":"shop.ApiToken","v":{"token":"s3cr3t"}}"#)
+//!     .unwrap();
+//! assert_eq!(decoded.json, "<redacted>");
+//! assert!(!format!("{decoded:?}").contains("s3cr3t"));
+//! ```
+//!
 //! # Generic types
 //!
 //! A generic type gets the name of its parameters' names composed with its own, like
@@ -66,7 +91,8 @@
 //! - The type implements serde's `Serialize` and `Deserialize`, is `Send + Sync`, and owns its
 //!   data: lifetime parameters are refused, since a stored value outlives the request.
 //! - Structs and enums of every shape are accepted; unions are not (serde cannot store them).
-//! - `#[session_value(...)]` takes `name = "..."` (not empty) and `crate = "path"`, each once.
+//! - `#[session_value(...)]` takes `name = "..."` (not empty), `crate = "path"` and the flag
+//!   `sensitive`, each once.
 //!
 //! # Where the runtime crate is
 //!

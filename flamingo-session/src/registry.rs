@@ -7,10 +7,22 @@
 //! Two types registered under one name would make stored data ambiguous: the registry refuses to
 //! initialise and [`Registry::try_global`] names both Rust types; the session middleware checks
 //! it at start-up.
+//!
+//! Values of [sensitive](crate::SessionValue::SENSITIVE) types
+//! (`#[session_value(sensitive)]`: tokens, nonces, verifiers) are never shown by the dynamic
+//! view: [`Registry::decode`] gives [`REDACTED`] as their JSON, also for a container of one
+//! (`Vec<Token>`) and for a generic sensitive type, which are not registered themselves.
 
-use std::{collections::BTreeMap, fmt, sync::OnceLock};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    sync::OnceLock,
+};
 
 use crate::value::{DynValue, EnvelopeIn, SessionValue};
+
+/// What the dynamic view shows instead of a sensitive value.
+pub const REDACTED: &str = "<redacted>";
 
 /// One registered type. Built by `#[derive(SessionValue)]`; not constructed by hand.
 #[doc(hidden)]
@@ -18,6 +30,7 @@ pub struct Registration {
     name: fn() -> std::borrow::Cow<'static, str>,
     rust_type: fn() -> &'static str,
     decode: fn(&str) -> Result<Box<dyn DynValue>, serde_json::Error>,
+    sensitive: bool,
 }
 
 impl Registration {
@@ -27,9 +40,24 @@ impl Registration {
             name: T::session_type_name,
             rust_type: std::any::type_name::<T>,
             decode: decode_boxed::<T>,
+            sensitive: T::SENSITIVE,
         }
     }
 }
+
+/// The base name of a generic sensitive type (`shop.Secret` of `shop.Secret<T>`), which has no
+/// registration of its own. Built by `#[derive(SessionValue)]`; not constructed by hand.
+#[doc(hidden)]
+pub struct SensitiveName(&'static str);
+
+impl SensitiveName {
+    /// Marks `name` as the base name of a sensitive generic type.
+    pub const fn new(name: &'static str) -> Self {
+        SensitiveName(name)
+    }
+}
+
+inventory::collect!(SensitiveName);
 
 fn decode_boxed<T: SessionValue>(json: &str) -> Result<Box<dyn DynValue>, serde_json::Error> {
     Ok(Box::new(serde_json::from_str::<T>(json)?))
@@ -55,6 +83,8 @@ pub struct RegisteredType {
     pub name: String,
     /// The Rust type, as `std::any::type_name` prints it.
     pub rust_type: &'static str,
+    /// Whether its values are [sensitive](crate::SessionValue::SENSITIVE).
+    pub sensitive: bool,
 }
 
 /// Two Rust types registered under one session type name.
@@ -79,8 +109,11 @@ pub struct DecodedValue {
     /// The value, decoded through its registered type; `None` when that type is not registered
     /// (then only [`json`](Self::json) is available).
     pub value: Option<Box<dyn DynValue>>,
-    /// The value as JSON.
+    /// The value as JSON; the string [`REDACTED`] when the value is
+    /// [`sensitive`](Self::sensitive).
     pub json: serde_json::Value,
+    /// Whether the stored type is sensitive, or contains a sensitive type.
+    pub sensitive: bool,
 }
 
 impl fmt::Debug for DecodedValue {
@@ -88,6 +121,7 @@ impl fmt::Debug for DecodedValue {
         f.debug_struct("DecodedValue")
             .field("type_name", &self.type_name)
             .field("registered", &self.value.is_some())
+            .field("sensitive", &self.sensitive)
             .field("json", &self.json)
             .finish()
     }
@@ -114,6 +148,8 @@ pub enum RegistryDecodeError {
 /// All registered session value types.
 pub struct Registry {
     by_name: BTreeMap<String, &'static Registration>,
+    /// Names of sensitive types: registered ones and bases of generic ones.
+    sensitive: BTreeSet<String>,
 }
 
 impl fmt::Debug for Registry {
@@ -179,7 +215,33 @@ impl Registry {
             }
             by_name.insert(name, reg);
         }
-        Ok(Registry { by_name })
+        let sensitive = by_name
+            .iter()
+            .filter(|(_, reg)| reg.sensitive)
+            .map(|(name, _)| name.clone())
+            .chain(
+                inventory::iter::<SensitiveName>
+                    .into_iter()
+                    .map(|n| n.0.to_owned()),
+            )
+            .collect();
+        Ok(Registry { by_name, sensitive })
+    }
+
+    /// Whether values stored under `type_name` are sensitive: the type is, or any type its
+    /// name is composed of (`Vec<shop.Token>`, `shop.Page<shop.Token>`, `(u8, shop.Token)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_session::registry::Registry;
+    /// assert!(!Registry::global().is_sensitive("Vec<String>"));
+    /// ```
+    pub fn is_sensitive(&self, type_name: &str) -> bool {
+        self.sensitive.contains(type_name)
+            || type_name
+                .split(|c: char| "<>(),".contains(c) || c.is_whitespace())
+                .any(|part| self.sensitive.contains(part))
     }
 
     /// The registered types, sorted by name.
@@ -189,6 +251,7 @@ impl Registry {
             .map(|(name, reg)| RegisteredType {
                 name: name.clone(),
                 rust_type: (reg.rust_type)(),
+                sensitive: reg.sensitive,
             })
             .collect()
     }
@@ -199,6 +262,8 @@ impl Registry {
     }
 
     /// Decodes one stored value (as held in the session state) through its registered type.
+    /// A [sensitive](Self::is_sensitive) value's [`json`](DecodedValue::json) is [`REDACTED`];
+    /// its typed [`value`](DecodedValue::value) is there for code that knows the type.
     ///
     /// # Errors
     ///
@@ -219,6 +284,12 @@ impl Registry {
             serde_json::from_str(stored).map_err(RegistryDecodeError::NotEnvelope)?;
         let json: serde_json::Value =
             serde_json::from_str(env.v.get()).map_err(RegistryDecodeError::NotEnvelope)?;
+        let sensitive = self.is_sensitive(&env.t);
+        let json = if sensitive {
+            serde_json::Value::String(REDACTED.to_owned())
+        } else {
+            json
+        };
         let value =
             match self.by_name.get(env.t.as_ref()) {
                 Some(reg) => Some((reg.decode)(env.v.get()).map_err(|source| {
@@ -233,6 +304,7 @@ impl Registry {
             type_name: env.t.into_owned(),
             value,
             json,
+            sensitive,
         })
     }
 }

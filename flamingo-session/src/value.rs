@@ -45,7 +45,32 @@ use serde_json::value::RawValue;
 /// assert_eq!(Cart::session_type_name(), "shop.Cart");
 /// assert_eq!(<Vec<u32>>::session_type_name(), "Vec<u32>");
 /// ```
+///
+/// # Sensitive values
+///
+/// A type holding secrets (tokens, nonces, verifiers) is marked with
+/// `#[session_value(sensitive)]`. Loading and storing it is unchanged, but the
+/// [registry](crate::registry)'s dynamic view, which debug pages show, gives
+/// [`REDACTED`](crate::registry::REDACTED) instead of its JSON. Containers of a sensitive type
+/// (`Vec<T>`, `Option<T>`, maps, tuples, ...) are sensitive too.
+///
+/// ```
+/// use flamingo_session::SessionValue;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, SessionValue)]
+/// #[session_value(name = "shop.ApiToken", sensitive)]
+/// struct ApiToken(String);
+///
+/// assert!(ApiToken::SENSITIVE);
+/// assert!(<Vec<ApiToken>>::SENSITIVE);
+/// assert!(!String::SENSITIVE);
+/// ```
 pub trait SessionValue: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Whether values of this type are secret: the registry's dynamic view and its `Debug`
+    /// redact them. Default: `false`; `#[session_value(sensitive)]` sets it.
+    const SENSITIVE: bool = false;
+
     /// The stable name stored next to every value of this type.
     fn session_type_name() -> Cow<'static, str>;
 }
@@ -96,15 +121,25 @@ pub(crate) fn decode<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
 
 /// A value decoded through the registry, type-erased: downcast it, or look at its JSON.
 pub trait DynValue: Any + Send + Sync {
-    /// The value as JSON, for a debug page or logs of non-secret data.
+    /// The value as JSON, for a debug page or logs of non-secret data; a
+    /// [sensitive](SessionValue::SENSITIVE) value gives the string
+    /// [`REDACTED`](crate::registry::REDACTED).
     fn to_json(&self) -> serde_json::Value;
+    /// Whether the value's type is [sensitive](SessionValue::SENSITIVE).
+    fn is_sensitive(&self) -> bool;
     /// The value as `Any`, to downcast to its concrete type.
     fn as_any(&self) -> &dyn Any;
 }
 
 impl<T: SessionValue> DynValue for T {
     fn to_json(&self) -> serde_json::Value {
+        if T::SENSITIVE {
+            return serde_json::Value::String(crate::registry::REDACTED.to_owned());
+        }
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+    fn is_sensitive(&self) -> bool {
+        T::SENSITIVE
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -132,6 +167,7 @@ named! {
 macro_rules! wrapper {
     ($($outer:ident),*) => {
         $(impl<T: SessionValue> SessionValue for $outer<T> {
+            const SENSITIVE: bool = T::SENSITIVE;
             fn session_type_name() -> Cow<'static, str> {
                 Cow::Owned(format!(concat!(stringify!($outer), "<{}>"), T::session_type_name()))
             }
@@ -142,18 +178,21 @@ macro_rules! wrapper {
 wrapper!(Vec, Option, VecDeque);
 
 impl<T: SessionValue + Ord> SessionValue for BTreeSet<T> {
+    const SENSITIVE: bool = T::SENSITIVE;
     fn session_type_name() -> Cow<'static, str> {
         Cow::Owned(format!("BTreeSet<{}>", T::session_type_name()))
     }
 }
 
 impl<T: SessionValue + Eq + std::hash::Hash> SessionValue for HashSet<T> {
+    const SENSITIVE: bool = T::SENSITIVE;
     fn session_type_name() -> Cow<'static, str> {
         Cow::Owned(format!("HashSet<{}>", T::session_type_name()))
     }
 }
 
 impl<T: SessionValue> SessionValue for Box<T> {
+    const SENSITIVE: bool = T::SENSITIVE;
     fn session_type_name() -> Cow<'static, str> {
         T::session_type_name()
     }
@@ -164,6 +203,7 @@ where
     K: SessionValue + Eq + std::hash::Hash,
     V: SessionValue,
 {
+    const SENSITIVE: bool = K::SENSITIVE || V::SENSITIVE;
     fn session_type_name() -> Cow<'static, str> {
         Cow::Owned(format!(
             "HashMap<{}, {}>",
@@ -178,6 +218,7 @@ where
     K: SessionValue + Ord,
     V: SessionValue,
 {
+    const SENSITIVE: bool = K::SENSITIVE || V::SENSITIVE;
     fn session_type_name() -> Cow<'static, str> {
         Cow::Owned(format!(
             "BTreeMap<{}, {}>",
@@ -190,6 +231,7 @@ where
 macro_rules! tuple {
     ($($name:ident),+) => {
         impl<$($name: SessionValue),+> SessionValue for ($($name,)+) {
+            const SENSITIVE: bool = $($name::SENSITIVE)||+;
             fn session_type_name() -> Cow<'static, str> {
                 let names: Vec<Cow<'static, str>> = vec![$($name::session_type_name()),+];
                 Cow::Owned(format!("({})", names.join(", ")))

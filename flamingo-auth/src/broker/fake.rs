@@ -11,6 +11,7 @@ use crate::{
     config::FakeConfig,
     identity::{Identity, IdentityKind},
     session_data::{fake_session_key, FakeSessionData},
+    template::{Field, Template},
 };
 
 use super::Ctx;
@@ -19,10 +20,10 @@ const DEFAULT_TEMPLATE: &str = r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Login</title></head>
 <body>
 <h1>Login</h1>
-<p class="message">{{Message}}</p>
-<form method="post" action="{{FormURL}}">
-<label>User name <input type="text" name="{{UsernameID}}" id="{{UsernameID}}" autofocus></label>
-<label>Password <input type="password" name="{{PasswordID}}" id="{{PasswordID}}"></label>
+<p class="message">{{.Message}}</p>
+<form method="post" action="{{.FormURL}}">
+<label>User name <input type="text" name="{{.UsernameID}}" id="{{.UsernameID}}" autofocus></label>
+<label>Password <input type="password" name="{{.PasswordID}}" id="{{.PasswordID}}"></label>
 <button type="submit">Log in</button>
 </form>
 </body></html>
@@ -30,11 +31,18 @@ const DEFAULT_TEMPLATE: &str = r#"<!DOCTYPE html>
 
 pub(crate) struct FakeBroker {
     config: FakeConfig,
+    template: Template,
 }
 
 impl FakeBroker {
+    /// The broker; `loginTemplate` was checked when the config was read (a template that does
+    /// not parse here renders as plain text).
     pub(crate) fn new(config: FakeConfig) -> Self {
-        FakeBroker { config }
+        let text = config.login_template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
+        let template = Template::parse(text)
+            .or_else(|_| Template::parse(&text.replace("{{", "&#123;&#123;")))
+            .expect("a template without actions parses");
+        FakeBroker { config, template }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -44,17 +52,12 @@ impl FakeBroker {
     /// The login form (200, HTML), posting to the callback; `message` says why the last try
     /// failed.
     pub(crate) fn authenticate(&self, _ctx: &Ctx<'_>, message: Option<&str>) -> HttpResponse {
-        let template = self
-            .config
-            .login_template
-            .as_deref()
-            .unwrap_or(DEFAULT_TEMPLATE);
-        let form_url = format!("/core/auth/callback/{}", self.config.broker);
-        let body = template
-            .replace("{{FormURL}}", &escape(&form_url))
-            .replace("{{Message}}", &escape(message.unwrap_or_default()))
-            .replace("{{UsernameID}}", &escape(&self.config.username_field))
-            .replace("{{PasswordID}}", &escape(&self.config.password_field));
+        let body = self.template.render(|field| match field {
+            Field::FormUrl => format!("/core/auth/callback/{}", self.config.broker),
+            Field::Message => message.unwrap_or_default().to_owned(),
+            Field::UsernameId => self.config.username_field.clone(),
+            Field::PasswordId => self.config.password_field.clone(),
+        });
         HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(body)
@@ -136,20 +139,4 @@ impl FakeBroker {
     pub(crate) fn logout(&self, ctx: &Ctx<'_>) {
         ctx.session.delete(&fake_session_key(&self.config.broker));
     }
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -41,7 +41,7 @@ use crate::{
     config::OidcConfig,
     error::{AuthConfigError, AuthError, BoxError},
     identity::{Identity, IdentityKind},
-    redirect,
+    log::Escaped,
     session_data::{oidc_session_key, oidc_states_key, OidcSessionData, OidcState},
     user::map_claims,
     RetryPolicy,
@@ -155,7 +155,7 @@ impl OidcBroker {
                 Ok(state) => break state,
                 Err(err) if attempt < retry.attempts => {
                     tracing::warn!(
-                        broker = %config.broker, endpoint = %config.endpoint, attempt, error = %err,
+                        broker = %config.broker, endpoint = %config.endpoint, attempt, error = %Escaped(&err),
                         "OpenID Connect discovery failed; retrying in {delay:?}"
                     );
                     tokio::time::sleep(delay).await;
@@ -172,7 +172,7 @@ impl OidcBroker {
                 }
             }
         };
-        tracing::info!(broker = %config.broker, issuer = %state.metadata.issuer().as_str(), "OpenID Provider discovered");
+        tracing::info!(broker = %config.broker, issuer = %Escaped(state.metadata.issuer().as_str()), "OpenID Provider discovered");
         Ok(OidcBroker {
             config,
             http,
@@ -201,7 +201,7 @@ impl OidcBroker {
     }
 
     fn client_for(&self, state: &ProviderState, ctx: &Ctx<'_>) -> OidcClient {
-        let callback = redirect::absolute(
+        let callback = ctx.auth.origin().absolute(
             ctx.req,
             &format!("/core/auth/callback/{}", self.config.broker),
         );
@@ -265,7 +265,7 @@ impl OidcBroker {
         let states: Vec<OidcState> = match ctx.session.load(&key) {
             Ok(states) => states.unwrap_or_default(),
             Err(err) => {
-                tracing::warn!(broker = %self.config.broker, error = %err, "dropping unreadable login states");
+                tracing::warn!(broker = %self.config.broker, error = %Escaped(&err), "dropping unreadable login states");
                 Vec::new()
             }
         };
@@ -305,7 +305,12 @@ impl OidcBroker {
                 error: error.clone(),
                 description: params.get("error_description").cloned(),
             };
-            tracing::info!(broker = %broker, error = %err.error, "the OpenID Provider returned an error");
+            tracing::info!(
+                broker = %broker,
+                error = %Escaped(&err.error),
+                description = %Escaped(err.description.as_deref().unwrap_or_default()),
+                "the OpenID Provider returned an error"
+            );
             return Err(ctx.auth.handle_callback_error(ctx.req, &err));
         }
         let Some(state) = params.get("state") else {
@@ -344,7 +349,7 @@ impl OidcBroker {
         let response = match response {
             Ok(response) => response,
             Err(RequestTokenError::ServerResponse(err)) => {
-                tracing::warn!(broker = %broker, error = %err.error(), "the OpenID Provider refused the authorization code");
+                tracing::warn!(broker = %broker, error = %Escaped(err.error()), "the OpenID Provider refused the authorization code");
                 return Err(HttpResponse::BadRequest()
                     .content_type("text/plain; charset=utf-8")
                     .body("login failed: the identity provider refused the authorization code"));
@@ -366,7 +371,7 @@ impl OidcBroker {
         {
             Ok(claims) => claims,
             Err(err) => {
-                tracing::warn!(broker = %broker, error = %err, "ID token rejected");
+                tracing::warn!(broker = %broker, error = %Escaped(&err), "ID token rejected");
                 return Err(HttpResponse::Unauthorized()
                     .content_type("text/plain; charset=utf-8")
                     .body("login failed: the ID token was rejected"));
@@ -389,7 +394,7 @@ impl OidcBroker {
     }
 
     fn provider_failure(&self, err: BoxError) -> HttpResponse {
-        tracing::error!(broker = %self.config.broker, error = %err, "OpenID Provider failed during login");
+        tracing::error!(broker = %self.config.broker, error = %Escaped(&err), "OpenID Provider failed during login");
         HttpResponse::build(StatusCode::BAD_GATEWAY)
             .content_type("text/plain; charset=utf-8")
             .body("login failed: the identity provider could not be used")
@@ -490,7 +495,7 @@ impl OidcBroker {
                 true
             }
             Err(err) => {
-                tracing::warn!(broker = %self.config.broker, error = %err, "refetching the provider keys failed");
+                tracing::warn!(broker = %self.config.broker, error = %Escaped(&err), "refetching the provider keys failed");
                 false
             }
         }
@@ -560,7 +565,7 @@ impl OidcBroker {
             Ok(Some(data)) => data,
             Ok(None) => return Ok(None),
             Err(err) => {
-                tracing::warn!(broker = %self.config.broker, error = %err, "dropping unreadable login data");
+                tracing::warn!(broker = %self.config.broker, error = %Escaped(&err), "dropping unreadable login data");
                 ctx.session.delete(&key);
                 return Ok(None);
             }
@@ -604,7 +609,7 @@ impl OidcBroker {
         let response = match response {
             Ok(response) => response,
             Err(RequestTokenError::ServerResponse(err)) => {
-                tracing::info!(broker = %broker, error = %err.error(), "refresh refused by the provider: logged out");
+                tracing::info!(broker = %broker, error = %Escaped(err.error()), "refresh refused by the provider: logged out");
                 ctx.session.delete(&key);
                 return Ok(None);
             }
@@ -629,7 +634,7 @@ impl OidcBroker {
                         Some(refresh_token),
                     ),
                     Err(err) => {
-                        tracing::warn!(broker = %broker, error = %err, "refreshed ID token rejected: logged out");
+                        tracing::warn!(broker = %broker, error = %Escaped(&err), "refreshed ID token rejected: logged out");
                         ctx.session.delete(&key);
                         return Ok(None);
                     }
