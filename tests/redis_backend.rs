@@ -42,7 +42,7 @@ fn state(pairs: &[(&str, &str)]) -> SessionState {
 }
 
 async fn open(config: &SessionConfig) -> RedisBackend {
-    RedisBackend::from_config(config)
+    RedisBackend::connect(&config.redis, config.store_length)
         .await
         .unwrap_or_else(|e| panic!("connect to Redis with {:?}: {e}", config.redis))
 }
@@ -311,7 +311,9 @@ async fn wrong_credentials_are_a_clear_error_without_the_password() {
     let mut config = config(&server.host());
     config.redis.username = Some("sessions".to_owned());
     config.redis.password = "wrong-pw-1234".to_owned();
-    let err = RedisBackend::from_config(&config).await.unwrap_err();
+    let err = RedisBackend::connect(&config.redis, config.store_length)
+        .await
+        .unwrap_err();
     let message = format!("{err} / {err:?}");
     assert!(matches!(err, BackendError::Unavailable(_)), "{message}");
     assert!(
@@ -329,7 +331,9 @@ async fn wrong_credentials_are_a_clear_error_without_the_password() {
 
     // No credentials at all against a server whose default user is off.
     let anonymous = self::config(&server.host());
-    let err = RedisBackend::from_config(&anonymous).await.unwrap_err();
+    let err = RedisBackend::connect(&anonymous.redis, anonymous.store_length)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::Unavailable(_)), "{err}");
 }
 
@@ -355,7 +359,9 @@ async fn tls_with_a_private_ca() {
     // Without the private CA the certificate is not trusted: verification is on.
     let mut untrusted = config.clone();
     untrusted.redis.tls_ca_file = None;
-    let err = RedisBackend::from_config(&untrusted).await.unwrap_err();
+    let err = RedisBackend::connect(&untrusted.redis, untrusted.store_length)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::Unavailable(_)), "{err}");
     assert!(err.to_string().contains(&server.host()), "{err}");
 
@@ -363,7 +369,9 @@ async fn tls_with_a_private_ca() {
     let mut plain = config.clone();
     plain.redis.tls = false;
     plain.redis.tls_ca_file = None;
-    assert!(RedisBackend::from_config(&plain).await.is_err());
+    assert!(RedisBackend::connect(&plain.redis, plain.store_length)
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -371,7 +379,7 @@ async fn a_dead_server_is_an_error_within_the_timeout() {
     // Nothing listens on this port.
     let port = support::redis::free_port(false);
     let started = Instant::now();
-    let err = RedisBackend::from_config(&config(&format!("127.0.0.1:{port}")))
+    let err = RedisBackend::connect(&config(&format!("127.0.0.1:{port}")).redis, STORE_LENGTH)
         .await
         .unwrap_err();
     assert!(matches!(err, BackendError::Unavailable(_)), "{err}");
@@ -389,7 +397,9 @@ async fn a_dead_server_is_an_error_within_the_timeout() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = silent.local_addr().unwrap().to_string();
     let started = Instant::now();
-    let err = RedisBackend::from_config(&config(&host)).await.unwrap_err();
+    let err = RedisBackend::connect(&config(&host).redis, STORE_LENGTH)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BackendError::Unavailable(_)), "{err}");
     assert!(err.to_string().contains("timeout"), "{err}");
     assert!(

@@ -67,7 +67,7 @@
 //! (connect, send, the answer's body) after `core.auth.web.httpClient.requestTimeout` (default
 //! 30 s), so an API that accepts and never answers cannot hold a request of the app forever.
 
-use std::{collections::BTreeMap, fmt, net::IpAddr, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, str::FromStr, time::Duration};
 
 use serde_json::{Map, Value};
 use url::Url;
@@ -122,35 +122,9 @@ const FAKE_KEYS: &[&str] = &[
 ];
 const FAKE_USER_KEYS: &[&str] = &["password", "claims"];
 
-/// A secret from the config (client secret, password). `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let secret = flamingo_auth::config::Secret::new("hunter2");
-    /// assert_eq!(format!("{secret:?}"), "Secret(***)");
-    /// assert_eq!(secret.expose(), "hunter2");
-    /// ```
-    pub fn new(secret: impl Into<String>) -> Self {
-        Secret(secret.into())
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A secret from the config (client secret, password): `Debug` never shows it. The same type
+/// as flamingo-session's, from the config reader both crates share.
+pub use flamingo_session::config::read::Secret;
 
 /// The parsed `core.auth.*` configuration.
 #[derive(Debug, Clone)]
@@ -787,17 +761,18 @@ impl<'a> Node<'a> {
             if known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
                 continue;
             }
-            let message = match crate::suggest::closest(name, known) {
-                Some(close) => format!("unknown key (did you mean {}?)", self.child_key(close)),
-                None => format!(
-                    "unknown key; the keys here are {}",
-                    known
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
+            let message =
+                match flamingo_session::config::read::did_you_mean(name, known.iter().copied()) {
+                    Some(close) => format!("unknown key (did you mean {}?)", self.child_key(close)),
+                    None => format!(
+                        "unknown key; the keys here are {}",
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
             return Err(AuthConfigError::invalid(self.child_key(name), message));
         }
         Ok(())
@@ -881,7 +856,7 @@ impl<'a> Node<'a> {
 
     fn as_duration(&self) -> Result<Duration, AuthConfigError> {
         let text = self.as_string()?;
-        let duration = humantime::parse_duration(text.trim()).map_err(|_| {
+        let duration = flamingo_session::config::read::parse_duration(&text).map_err(|_| {
             AuthConfigError::invalid(&self.key, format!("invalid duration {text:?}"))
         })?;
         if duration.is_zero() {
@@ -941,8 +916,9 @@ impl<'a> Node<'a> {
 fn as_bool(key: &str, value: &Value) -> Result<bool, AuthConfigError> {
     match value {
         Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Value::String(s) if flamingo_session::config::read::parse_bool(s).is_some() => {
+            Ok(flamingo_session::config::read::parse_bool(s) == Some(true))
+        }
         other => Err(AuthConfigError::invalid(
             key,
             format!("must be true or false, not {other}"),

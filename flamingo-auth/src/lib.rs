@@ -119,7 +119,6 @@ mod manager;
 mod redirect;
 mod routes;
 pub mod session_data;
-mod suggest;
 mod template;
 pub mod user;
 

@@ -187,7 +187,7 @@ async fn open_file(_: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupEr
 async fn open_redis(config: &SessionConfig) -> Result<Arc<dyn SessionBackend>, SetupError> {
     Ok(Arc::new(
         open(
-            crate::backend::redis::RedisBackend::from_config(config),
+            crate::backend::redis::RedisBackend::connect(&config.redis, config.store_length),
             "redis",
         )
         .await?,

@@ -108,15 +108,121 @@ pub(crate) enum DecodeError {
     Value(serde_json::Error),
 }
 
-/// Decodes a stored text as `T`, checking the type name first.
+/// Decodes a stored text as `T`, checking the type name first, in one pass over the text: the
+/// value is deserialized straight from the envelope once its `"t"` matched (our encoder writes
+/// `"t"` first; an envelope with `"v"` first is decoded from the borrowed raw value).
 pub(crate) fn decode<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
-    let env: EnvelopeIn<'_> = serde_json::from_str(text).map_err(DecodeError::NotEnvelope)?;
-    if env.t != T::session_type_name() {
-        return Err(DecodeError::Mismatch {
-            stored: env.t.into_owned(),
-        });
+    let expected = T::session_type_name();
+    let in_value = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = Envelope::<T> {
+        expected: &expected,
+        in_value: &in_value,
+        _type: std::marker::PhantomData,
+    };
+    let outcome = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|outcome| {
+        de.end()?;
+        Ok(outcome)
+    });
+    match outcome {
+        Ok(Decoded::Value(value)) => Ok(value),
+        Ok(Decoded::Mismatch(stored)) => Err(DecodeError::Mismatch { stored }),
+        Ok(Decoded::Raw(raw)) => serde_json::from_str(raw).map_err(DecodeError::Value),
+        Err(err) if in_value.get() => Err(DecodeError::Value(err)),
+        Err(err) => Err(DecodeError::NotEnvelope(err)),
     }
-    serde_json::from_str(env.v.get()).map_err(DecodeError::Value)
+}
+
+/// A string borrowed from the stored text when it has no escapes, owned otherwise.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        de.deserialize_str(Visitor)
+    }
+}
+
+enum Decoded<'de, T> {
+    Value(T),
+    Mismatch(String),
+    /// `"v"` came before `"t"`: the raw value, decoded once the name matched.
+    Raw(&'de str),
+}
+
+struct Envelope<'a, T> {
+    expected: &'a str,
+    /// Set while `"v"` is being deserialized as `T`, so that its error is a value error.
+    in_value: &'a std::cell::Cell<bool>,
+    _type: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> serde::de::DeserializeSeed<'de> for Envelope<'_, T> {
+    type Value = Decoded<'de, T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Envelope<'_, T> {
+    type Value = Decoded<'de, T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a session value envelope {\"t\": type name, \"v\": value}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::{Error as _, IgnoredAny};
+        let mut matched: Option<Result<(), String>> = None;
+        let mut value: Option<T> = None;
+        let mut raw: Option<&'de RawValue> = None;
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            match key.as_ref() {
+                "t" => {
+                    let Text(name) = map.next_value()?;
+                    matched = Some(if name == self.expected {
+                        Ok(())
+                    } else {
+                        Err(name.into_owned())
+                    });
+                }
+                "v" => match &matched {
+                    Some(Ok(())) => {
+                        self.in_value.set(true);
+                        value = Some(map.next_value()?);
+                        self.in_value.set(false);
+                    }
+                    Some(Err(_)) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    None => raw = Some(map.next_value()?),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match (matched, value, raw) {
+            (None, _, _) => Err(A::Error::missing_field("t")),
+            (Some(Err(stored)), _, _) => Ok(Decoded::Mismatch(stored)),
+            (Some(Ok(())), Some(value), _) => Ok(Decoded::Value(value)),
+            (Some(Ok(())), None, Some(raw)) => Ok(Decoded::Raw(raw.get())),
+            (Some(Ok(())), None, None) => Err(A::Error::missing_field("v")),
+        }
+    }
 }
 
 /// A value decoded through the registry, type-erased: downcast it, or look at its JSON.

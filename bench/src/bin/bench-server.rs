@@ -275,13 +275,13 @@ mod flamingo {
     }
 
     /// `Sessions::from_config`, as an application does. While setup.rs cannot open the Redis
-    /// backend itself yet (`SetupError::NotBuilt`), the same `RedisBackend::from_config` is
+    /// backend itself yet (`SetupError::NotBuilt`), the same `RedisBackend::connect` is
     /// registered as the custom backend: the request path is the same.
     async fn open(settings: &config::Config) -> Result<Sessions, Box<dyn std::error::Error>> {
         match Sessions::from_config(settings).await {
             Err(SetupError::NotBuilt { backend: "redis" }) => {
                 let mut config = SessionConfig::from_config(settings)?;
-                let backend = RedisBackend::from_config(&config).await?;
+                let backend = RedisBackend::connect(&config.redis, config.store_length).await?;
                 config.backend = BackendKind::Custom;
                 Ok(Sessions::builder(config)
                     .custom_backend(backend)

@@ -22,8 +22,8 @@ use std::{
 use async_trait::async_trait;
 
 use crate::backend::{
-    check_length, BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange,
-    SessionId, SessionState,
+    check_length, encoded_len, BackendError, HealthStatus, SaveOutcome, SessionBackend,
+    SessionChange, SessionId, SessionState,
 };
 
 /// Number of shards: enough that the 2–64 worker threads of an actix server rarely meet on one
@@ -252,13 +252,34 @@ impl SessionBackend for MemoryBackend {
     ) -> Result<SaveOutcome, BackendError> {
         let limit = self.inner.store_length;
         let outcome = self.with_live(id, |entry| {
-            let mut state = match &change {
-                SessionChange::Merge { .. } => entry.state.clone(),
-                SessionChange::Replace(_) => SessionState::new(),
-            };
-            change.apply_to(&mut state);
-            check_length(&state, limit)?;
-            entry.state = state;
+            match change {
+                SessionChange::Replace(state) => {
+                    check_length(&state, limit)?;
+                    entry.state = state;
+                }
+                SessionChange::Merge { set, remove } => {
+                    if limit != 0 {
+                        // The merged size, counted without building the merged state.
+                        let stored =
+                            |key: &String| entry.state.get(key).map_or(0, |v| key.len() + v.len());
+                        let replaced = remove.iter().map(stored).sum::<usize>()
+                            + set
+                                .keys()
+                                .filter(|k| !remove.contains(k))
+                                .map(stored)
+                                .sum::<usize>();
+                        let size =
+                            encoded_len(&entry.state).saturating_sub(replaced) + encoded_len(&set);
+                        if size > limit {
+                            return Err(BackendError::TooLarge { size, limit });
+                        }
+                    }
+                    for key in &remove {
+                        entry.state.remove(key);
+                    }
+                    entry.state.extend(set);
+                }
+            }
             entry.expires_at = Instant::now() + ttl;
             Ok(())
         });

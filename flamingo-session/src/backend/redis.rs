@@ -76,7 +76,7 @@ use crate::{
         check_length, encoded_len, BackendError, HealthStatus, SaveOutcome, SessionBackend,
         SessionChange, SessionId, SessionState,
     },
-    config::{ConfigError, RedisConnection, SessionConfig},
+    config::{ConfigError, RedisConfig, RedisConnection},
 };
 
 /// The hash field every stored session carries: the encoded size of its data in bytes (what
@@ -261,7 +261,7 @@ struct Scripts {
 
 /// The Redis session backend: standalone or cluster, ACL user and password, database, TLS.
 ///
-/// Build it from config with [`RedisBackend::from_config`] (or let
+/// Build it from config with [`RedisBackend::connect`] (or let
 /// [`Sessions`](crate::Sessions) do it for `flamingo.session.backend: redis`). The
 /// [module documentation](self) describes how sessions are stored.
 ///
@@ -273,7 +273,7 @@ struct Scripts {
 /// # async fn example() -> Result<(), flamingo_session::BackendError> {
 /// let mut config = SessionConfig::default();
 /// config.redis.host = "127.0.0.1:6379".to_owned();
-/// let backend = RedisBackend::from_config(&config).await?;
+/// let backend = RedisBackend::connect(&config.redis, config.store_length).await?;
 /// assert!(backend.health().await.alive);
 /// # Ok(())
 /// # }
@@ -306,10 +306,11 @@ impl fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects to the Redis (or Redis Cluster) that `config.redis` describes, after Flamingo's
-    /// URL-versus-key precedence ([`RedisConfig::resolve`](crate::config::RedisConfig::resolve)),
-    /// and PINGs it. Opens `redis.idle.connections` multiplexed connections; sessions are limited
-    /// to `store.length` bytes.
+    /// Connects to the Redis (or Redis Cluster) that `redis` (`flamingo.session.redis.*`)
+    /// describes, after Flamingo's URL-versus-key precedence
+    /// ([`RedisConfig::resolve`](crate::config::RedisConfig::resolve)), and PINGs it. Opens
+    /// `redis.idle.connections` multiplexed connections per worker thread; sessions are limited
+    /// to `store_length` bytes (`flamingo.session.store.length`).
     ///
     /// # Errors
     ///
@@ -327,12 +328,11 @@ impl RedisBackend {
     /// let mut config = SessionConfig::default();
     /// config.redis.url = Some("redis://app:secret@127.0.0.1:6379/3".to_owned());
     /// config.redis.timeout = std::time::Duration::from_secs(2);
-    /// let backend = RedisBackend::from_config(&config).await?;
+    /// let backend = RedisBackend::connect(&config.redis, config.store_length).await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn from_config(config: &SessionConfig) -> Result<Self, BackendError> {
-        let redis = &config.redis;
+    pub async fn connect(redis: &RedisConfig, store_length: usize) -> Result<Self, BackendError> {
         let resolved = redis
             .resolve()
             .map_err(|e| BackendError::other(RedisBackendError::Config(e)))?;
@@ -407,7 +407,7 @@ impl RedisBackend {
                 merge: Script::new(MERGE_SCRIPT),
             },
             key_prefix,
-            store_length: config.store_length,
+            store_length,
             timeout,
             hosts,
             cluster: redis.cluster_mode,

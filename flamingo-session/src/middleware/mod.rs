@@ -22,13 +22,19 @@
 //!
 //! [`SaveMode`]: crate::SaveMode
 
-use std::{future::Future, pin::Pin, rc::Rc};
+use std::{
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    task::{ready, Context, Poll},
+};
 
 use actix_web::{
     body::MessageBody,
-    dev::{Service, ServiceRequest, ServiceResponse, Transform},
+    dev::{Extensions, Service, ServiceRequest, ServiceResponse, Transform},
     HttpMessage as _,
 };
+use futures_util::future::LocalBoxFuture;
 
 pub mod compat;
 pub(crate) mod cookie;
@@ -81,9 +87,12 @@ where
     type Future = std::future::Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        let mut data = Extensions::new();
+        data.insert(self.shared.clone());
         std::future::ready(Ok(SessionService {
             service: Rc::new(service),
             shared: self.shared.clone(),
+            data: Rc::new(data),
         }))
     }
 }
@@ -92,6 +101,9 @@ where
 pub struct SessionService<S> {
     service: Rc<S>,
     shared: Rc<Shared>,
+    /// Holds `shared` as app data: handing it to a request is an `Rc` clone into a small vector,
+    /// no allocation.
+    data: Rc<Extensions>,
 }
 
 impl<S, B> Service<ServiceRequest> for SessionService<S>
@@ -101,33 +113,83 @@ where
 {
     type Response = ServiceResponse<B>;
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse<B>, actix_web::Error>>>>;
+    type Future = SessionResponse<S::Future, B>;
 
     actix_web::dev::forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        req.extensions_mut().insert(self.shared.clone());
-        let service = self.service.clone();
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let mut res = service.call(req).await?;
-            let slot = res.request().extensions_mut().remove::<Slot>();
-            let Some(state) = slot.and_then(|slot| slot.get().cloned()) else {
-                return Ok(res);
-            };
-            let state = {
-                let mut state = state.borrow_mut();
-                let empty = state.emptied();
-                std::mem::replace(&mut *state, empty)
-            };
-            match shared.commit(state).await {
-                Ok(CookieAction::Keep) => Ok(res),
-                Ok(CookieAction::Set(cookie)) => {
-                    res.response_mut().add_cookie(&cookie)?;
-                    Ok(res)
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        req.add_data_container(self.data.clone());
+        SessionResponse::Handler {
+            fut: self.service.call(req),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`SessionService`]: the handler's, then (only when the request used the
+    /// session and something must be written) the write-back.
+    #[project = SessionResponseProj]
+    #[allow(missing_docs)] // the fields are the state machine's, not an API
+    pub enum SessionResponse<F, B> {
+        /// The handler runs.
+        Handler { #[pin] fut: F, shared: Rc<Shared> },
+        /// The session is written back.
+        Commit { fut: LocalBoxFuture<'static, Result<ServiceResponse<B>, actix_web::Error>> },
+    }
+}
+
+impl<F, B> Future for SessionResponse<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: 'static,
+{
+    type Output = Result<ServiceResponse<B>, actix_web::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let commit = match self.as_mut().project() {
+            SessionResponseProj::Handler { fut, shared } => {
+                let res = ready!(fut.poll(cx))?;
+                let slot = res.request().extensions_mut().remove::<Slot>();
+                let Some(state) = slot.and_then(|slot| slot.get().cloned()) else {
+                    return Poll::Ready(Ok(res));
+                };
+                let state = {
+                    let mut state = state.borrow_mut();
+                    let empty = state.emptied();
+                    std::mem::replace(&mut *state, empty)
+                };
+                if !shared.must_write(&state) {
+                    return Poll::Ready(Ok(res));
                 }
-                Err(err) => Err(err.into_error()),
+                let shared = shared.clone();
+                Box::pin(async move {
+                    let mut res = res;
+                    match shared.commit(state).await {
+                        Ok(CookieAction::Keep) => Ok(res),
+                        Ok(CookieAction::Set(cookie)) => {
+                            res.response_mut().add_cookie(&cookie)?;
+                            Ok(res)
+                        }
+                        Err(err) => Err(err.into_error()),
+                    }
+                })
             }
-        })
+            SessionResponseProj::Commit { fut } => return fut.as_mut().poll(cx),
+        };
+        self.set(SessionResponse::Commit { fut: commit });
+        self.project_commit(cx)
+    }
+}
+
+impl<F, B> SessionResponse<F, B> {
+    fn project_commit(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<ServiceResponse<B>, actix_web::Error>> {
+        match self.project() {
+            SessionResponseProj::Commit { fut } => fut.as_mut().poll(cx),
+            SessionResponseProj::Handler { .. } => unreachable!("set to Commit just before"),
+        }
     }
 }

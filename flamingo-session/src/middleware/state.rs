@@ -105,7 +105,7 @@ pub(crate) fn unix_now() -> u64 {
 pub(crate) async fn extract(
     req: &HttpRequest,
 ) -> Option<Result<Rc<RefCell<State>>, SessionUnavailable>> {
-    let shared = req.extensions().get::<Rc<Shared>>().cloned()?;
+    let shared = req.app_data::<Rc<Shared>>().cloned()?;
     let slot = {
         let mut extensions = req.extensions_mut();
         match extensions.get::<Slot>() {
@@ -221,12 +221,12 @@ impl Shared {
         }
     }
 
-    fn failed(&self, err: BackendError, state: &State) -> CommitError {
+    fn failed(&self, err: BackendError, largest: Option<String>) -> CommitError {
         match err {
             BackendError::TooLarge { size, limit } => CommitError::TooLarge {
                 size,
                 limit,
-                key: largest_key(state),
+                key: largest,
             },
             err => {
                 tracing::error!(backend = self.backend.name(), error = %err, "session save failed");
@@ -235,8 +235,20 @@ impl Shared {
         }
     }
 
+    /// Whether the request's session needs any store I/O or cookie after the handler: not for
+    /// a session that was only read (within the touch interval) or a new one left empty.
+    pub(crate) fn must_write(&self, state: &State) -> bool {
+        if state.purged || state.renewed || state.cleared || !state.dirty.is_empty() {
+            return true;
+        }
+        match &state.ticket {
+            None => !state.data.is_empty(),
+            Some(old) => unix_now().saturating_sub(old.issued) >= self.touch_interval.as_secs(),
+        }
+    }
+
     /// Writes what the request changed and says what to do with the cookie.
-    pub(crate) async fn commit(&self, state: State) -> Result<CookieAction, CommitError> {
+    pub(crate) async fn commit(&self, mut state: State) -> Result<CookieAction, CommitError> {
         let now = unix_now();
         let changed = state.cleared || !state.dirty.is_empty();
         let old = state.ticket.clone();
@@ -245,7 +257,7 @@ impl Shared {
                 self.backend
                     .delete(&old.id)
                     .await
-                    .map_err(|err| self.failed(err, &state))?;
+                    .map_err(|err| self.failed(err, None))?;
             }
             if state.data.is_empty() {
                 return Ok(match old {
@@ -253,26 +265,27 @@ impl Shared {
                     None => CookieAction::Keep,
                 });
             }
-            return self.create(&state, now, None).await;
+            return self.create(state, now, None).await;
         }
         match old {
             None if state.data.is_empty() => Ok(CookieAction::Keep),
-            None => self.create(&state, now, None).await,
-            Some(old) if state.renewed => self.create(&state, now, Some(&old.id)).await,
+            None => self.create(state, now, None).await,
+            Some(old) if state.renewed => self.create(state, now, Some(&old.id)).await,
             Some(old) => {
                 let due = now.saturating_sub(old.issued) >= self.touch_interval.as_secs();
                 let ttl = self.ttl(old.created, now);
                 let outcome = if changed {
-                    let change = self.change(&state);
+                    let largest = largest_key(&state);
+                    let change = take_change(&mut state);
                     self.backend
                         .save(&old.id, change, ttl)
                         .await
-                        .map_err(|err| self.failed(err, &state))?
+                        .map_err(|err| self.failed(err, largest))?
                 } else if due {
                     self.backend
                         .touch(&old.id, ttl)
                         .await
-                        .map_err(|err| self.failed(err, &state))?
+                        .map_err(|err| self.failed(err, None))?
                 } else {
                     return Ok(CookieAction::Keep);
                 };
@@ -296,41 +309,25 @@ impl Shared {
         }
     }
 
-    fn change(&self, state: &State) -> SessionChange {
-        if state.cleared || state.mode == SaveMode::Always {
-            return SessionChange::Replace(state.data.clone());
-        }
-        let mut set = SessionState::with_capacity(state.dirty.len());
-        let mut remove = Vec::new();
-        for key in &state.dirty {
-            match state.data.get(key) {
-                Some(value) => {
-                    set.insert(key.clone(), value.clone());
-                }
-                None => remove.push(key.clone()),
-            }
-        }
-        SessionChange::Merge { set, remove }
-    }
-
     /// Stores the request's data as a new session (new, renewed, or written after a purge) and
     /// deletes `old` once the new one exists.
     async fn create(
         &self,
-        state: &State,
+        state: State,
         now: u64,
         old: Option<&SessionId>,
     ) -> Result<CookieAction, CommitError> {
+        let largest = largest_key(&state);
         let id = self
             .backend
-            .create(state.data.clone(), self.max_age.min(self.ttl(now, now)))
+            .create(state.data, self.ttl(now, now))
             .await
-            .map_err(|err| self.failed(err, state))?;
+            .map_err(|err| self.failed(err, largest))?;
         if let Some(old) = old {
             self.backend
                 .delete(old)
                 .await
-                .map_err(|err| self.failed(err, state))?;
+                .map_err(|err| self.failed(err, None))?;
         }
         Ok(CookieAction::Set(self.codec.issue(
             &Ticket {
@@ -341,6 +338,25 @@ impl Shared {
             self.ttl(now, now),
         )))
     }
+}
+
+/// What the request changed, taken out of its state: the whole data (`Always`, or after
+/// `clear_all`) or the changed keys.
+fn take_change(state: &mut State) -> SessionChange {
+    if state.cleared || state.mode == SaveMode::Always {
+        return SessionChange::Replace(std::mem::take(&mut state.data));
+    }
+    let mut set = SessionState::with_capacity(state.dirty.len());
+    let mut remove = Vec::new();
+    for key in state.dirty.drain() {
+        match state.data.remove(&key) {
+            Some(value) => {
+                set.insert(key, value);
+            }
+            None => remove.push(key),
+        }
+    }
+    SessionChange::Merge { set, remove }
 }
 
 /// The changed key with the largest value: what a 413 names.
