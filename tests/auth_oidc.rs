@@ -36,6 +36,8 @@ fn config(issuer: &str) -> String {
     clientSecret: app-secret
     endpoint: {issuer}
     scopes: [profile, email, groups]
+    # oidc-provider issues a refresh token for offline_access only with prompt=consent.
+    authParameters: {{ prompt: consent }}
     requestClaims:
       idToken: [department]
     claims:
@@ -419,9 +421,10 @@ async fn an_expired_access_token_is_refreshed_and_written_back_and_a_refused_ref
 }
 
 #[actix_web::test]
-async fn logout_ends_the_session_locally_and_at_the_provider() {
+async fn logout_ends_the_login_locally_and_at_the_provider_and_checks_the_state() {
     let setup = setup(ProviderOptions::default()).await;
     let browser = browser();
+    browser.get(setup.app.url("/touch")).send().await.unwrap();
     assert_eq!(
         login(&browser, &setup, "alice").await.status(),
         StatusCode::SEE_OTHER
@@ -430,6 +433,7 @@ async fn logout_ends_the_session_locally_and_at_the_provider() {
         get_json(&browser, &setup.app.url("/me")).await["loggedIn"],
         true
     );
+    let logged_in = get_json(&browser, &setup.app.url("/sid")).await;
 
     let logout = browser
         .get(setup.app.url("/core/auth/logout?redirecturl=/me"))
@@ -463,11 +467,33 @@ async fn logout_ends_the_session_locally_and_at_the_provider() {
     assert_eq!(params["id_token_hint"].split('.').count(), 3);
     assert_eq!(params["client_id"], "app");
 
+    let state = params["state"].clone();
+    assert!(state.len() >= 16, "a logout state is sent: {end_session}");
+
+    // Only the provider's way back, with the state it was sent, is followed.
+    for (query, why) in [
+        (
+            "?state=forged".to_owned(),
+            "logout callback: state mismatch",
+        ),
+        (String::new(), "logout callback: no state in request"),
+    ] {
+        let forged = browser
+            .get(setup.app.url(&format!("/core/auth/logoutCallback{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{query:?}");
+        assert!(forged.headers().get("location").is_none(), "{query:?}");
+        assert_eq!(forged.text().await.unwrap(), why);
+    }
+
     let back = confirm_logout_at_provider(&browser, &end_session).await;
     assert!(
         back.starts_with(&setup.app.url("/core/auth/logoutCallback")),
         "{back}"
     );
+    assert!(back.contains(&format!("state={state}")), "{back}");
     let last = browser.get(&back).send().await.unwrap();
     assert_eq!(last.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -475,12 +501,27 @@ async fn logout_ends_the_session_locally_and_at_the_provider() {
         setup.app.url("/me"),
         "the post-logout target"
     );
+    let replayed = browser.get(&back).send().await.unwrap();
+    assert_eq!(
+        replayed.status(),
+        StatusCode::BAD_REQUEST,
+        "a state is good once"
+    );
 
     let session = get_json(&browser, &setup.app.url("/sid")).await;
-    assert_eq!(session["idHash"], Value::Null, "the session was purged");
+    assert_eq!(
+        session["visited"], true,
+        "the session's own data survives logout"
+    );
+    assert_ne!(session["idHash"], logged_in["idHash"], "with a new ID");
     assert_eq!(
         get_json(&browser, &setup.app.url("/me")).await["loggedIn"],
         false
+    );
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/stored-token")).await["token"],
+        Value::Null,
+        "the tokens are gone"
     );
 
     // The provider forgot the login too: a new login shows its login form again.

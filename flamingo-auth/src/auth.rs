@@ -3,16 +3,18 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use flamingo_session::{Session, Sessions};
+use flamingo_session::{Session, SessionRepository, Sessions};
 
 use crate::{
-    broker::{Broker, CallbackError, Ctx},
+    auth_params::AuthCodeOptioner,
+    broker::{Broker, CallbackError, Ctx, OidcBroker},
     config::AuthConfig,
     error::AuthConfigError,
     events::{login_listener, logout_listener, Listeners, LoginEvent, LogoutEvent},
     identity::Identity,
     log::Escaped,
     redirect::Origin,
+    refresh::{RefreshLock, Refreshes},
     routes,
 };
 
@@ -70,6 +72,11 @@ struct Inner {
     request_timeout: Duration,
     origin: Origin,
     callback_error_handler: Option<CallbackErrorHandler>,
+    logout_purges_session: bool,
+    auth_code_optioners: Vec<Arc<dyn AuthCodeOptioner>>,
+    repository: SessionRepository,
+    refreshes: Refreshes,
+    refresh_lock: Option<Arc<dyn RefreshLock>>,
 }
 
 /// Flamingo's core/auth for an actix-web app: the brokers of `core.auth.web.broker`, their
@@ -155,6 +162,9 @@ pub struct AuthBuilder {
     api_client: Option<reqwest::Client>,
     callback_error_handler: Option<CallbackErrorHandler>,
     listeners: Listeners,
+    auth_code_optioners: Vec<Arc<dyn AuthCodeOptioner>>,
+    repository: SessionRepository,
+    refresh_lock: Option<Arc<dyn RefreshLock>>,
 }
 
 impl std::fmt::Debug for AuthBuilder {
@@ -189,7 +199,40 @@ impl AuthBuilder {
             api_client: None,
             callback_error_handler: None,
             listeners: Listeners::default(),
+            auth_code_optioners: Vec::new(),
+            repository: sessions.repository(),
+            refresh_lock: None,
         })
+    }
+
+    /// Adds an [`AuthCodeOptioner`]: parameters added to the authorization request of every
+    /// `oidc` login, per request (Flamingo's `AuthCodeOptioner`). Several may be added; they run
+    /// in the order added, after `authParameters` and `loginParameters` (see
+    /// [`auth_params`](crate::auth_params)). Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(config: config::Config, sessions: flamingo_session::Sessions) -> Result<(), flamingo_auth::AuthConfigError> {
+    /// let auth = flamingo_auth::Auth::builder(&config, &sessions)?
+    ///     .auth_code_optioner(|_req: &actix_web::HttpRequest, _broker: &str| {
+    ///         vec![("acr_values".to_owned(), "urn:example:mfa".to_owned())]
+    ///     })
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn auth_code_optioner(mut self, optioner: impl AuthCodeOptioner) -> Self {
+        self.auth_code_optioners.push(Arc::new(optioner));
+        self
+    }
+
+    /// The lock that makes one process at a time refresh a session's tokens, for instances that
+    /// share a session store (see [`RefreshLock`]). Default: none; requests of one session
+    /// share one refresh within each process.
+    pub fn refresh_lock(mut self, lock: impl RefreshLock) -> Self {
+        self.refresh_lock = Some(Arc::new(lock));
+        self
     }
 
     /// How OpenID Provider discovery is retried at start-up. Default: [`RetryPolicy::default`].
@@ -301,6 +344,11 @@ impl AuthBuilder {
                     trusted_proxies: self.config.trusted_proxies,
                 },
                 callback_error_handler: self.callback_error_handler,
+                logout_purges_session: self.config.logout_purges_session,
+                auth_code_optioners: self.auth_code_optioners,
+                repository: self.repository,
+                refreshes: Refreshes::default(),
+                refresh_lock: self.refresh_lock,
             }),
             listeners: Arc::new(self.listeners),
         })
@@ -418,6 +466,36 @@ impl Auth {
 
     pub(crate) fn broker(&self, name: &str) -> Option<&Broker> {
         self.inner.brokers.iter().find(|b| b.name() == name)
+    }
+
+    /// The `oidc` broker `name`, shared (a refresh task outlives its request).
+    pub(crate) fn oidc_broker(&self, name: &str) -> Option<Arc<OidcBroker>> {
+        match self.broker(name) {
+            Some(Broker::Oidc(broker)) => Some(broker.clone()),
+            _ => None,
+        }
+    }
+
+    /// `core.auth.web.logoutPurgesSession`.
+    pub(crate) fn logout_purges_session(&self) -> bool {
+        self.inner.logout_purges_session
+    }
+
+    pub(crate) fn auth_code_optioners(&self) -> &[Arc<dyn AuthCodeOptioner>] {
+        &self.inner.auth_code_optioners
+    }
+
+    /// The session store, for reading a session again outside its request's copy.
+    pub(crate) fn repository(&self) -> &SessionRepository {
+        &self.inner.repository
+    }
+
+    pub(crate) fn refreshes(&self) -> &Refreshes {
+        &self.inner.refreshes
+    }
+
+    pub(crate) fn refresh_lock(&self) -> Option<Arc<dyn RefreshLock>> {
+        self.inner.refresh_lock.clone()
     }
 
     pub(crate) fn all_brokers(&self) -> &[Broker] {

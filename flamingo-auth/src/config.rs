@@ -10,6 +10,7 @@
 //!       httpClient:
 //!         connectTimeout: 5s                 # AuthManager::http_client(); the defaults
 //!         requestTimeout: 30s
+//!       logoutPurgesSession: false           # true: logout deletes the whole session
 //!       broker:
 //!         - broker: main            # the name in /core/auth/login/main
 //!           typ: oidc
@@ -27,6 +28,8 @@
 //!           enableEndSessionEndpoint: true
 //!           overrideIssuerURL: ""
 //!           stateLifeTime: 30m
+//!           loginParameters: [login_hint, prompt]   # passed on from /core/auth/login/main?...
+//!           authParameters: { prompt: consent }     # sent with every login; default none
 //!         - broker: basic
 //!           typ: http
 //!           realm: intranet
@@ -92,6 +95,7 @@ const WEB_KEYS: &[&str] = &[
     "baseURL",
     "trustedProxies",
     "httpClient",
+    "logoutPurgesSession",
 ];
 const HTTP_CLIENT_KEYS: &[&str] = &["connectTimeout", "requestTimeout"];
 const OIDC_KEYS: &[&str] = &[
@@ -107,6 +111,8 @@ const OIDC_KEYS: &[&str] = &[
     "enableEndSessionEndpoint",
     "overrideIssuerURL",
     "stateLifeTime",
+    "loginParameters",
+    "authParameters",
 ];
 const CLAIMS_KEYS: &[&str] = &["idToken", "accessToken"];
 const REQUEST_CLAIMS_KEYS: &[&str] = &["idToken", "userInfo"];
@@ -146,6 +152,10 @@ pub struct AuthConfig {
     pub trusted_proxies: Vec<ProxyRange>,
     /// `core.auth.web.httpClient`: timeouts of the token-carrying HTTP client.
     pub http_client: HttpClientConfig,
+    /// `core.auth.web.logoutPurgesSession`: logout deletes the whole session (and its cookie)
+    /// instead of ending the logins and giving the session a new ID. Default: `false`, as in
+    /// Flamingo: the data that is not auth's (a cart, preferences) survives a logout.
+    pub logout_purges_session: bool,
 }
 
 /// `core.auth.web.httpClient`: timeouts of
@@ -329,8 +339,10 @@ pub struct OidcConfig {
     pub access_token_claims: BTreeMap<String, String>,
     /// `requestClaims`. Default: none.
     pub request_claims: RequestClaims,
-    /// `enableOfflineToken`: adds the `offline_access` scope (and `prompt=consent`, which
-    /// providers require for it) so that a refresh token is issued. Default: `true`.
+    /// `enableOfflineToken`: adds the `offline_access` scope so that a refresh token is issued.
+    /// Default: `true`. Some providers (oidc-provider, following OpenID Connect Core 1.0 §11)
+    /// issue one only when the login also has `prompt=consent`: set
+    /// `authParameters: {prompt: consent}` for them.
     pub enable_offline_token: bool,
     /// `enableEndSessionEndpoint`: logout also ends the session at the provider when it
     /// advertises an `end_session_endpoint`. Default: `true`.
@@ -340,6 +352,16 @@ pub struct OidcConfig {
     pub override_issuer_url: Option<Url>,
     /// `stateLifeTime`: how long a login may take at the provider. Default: 30 minutes.
     pub state_lifetime: Duration,
+    /// `loginParameters`: the query parameters of `/core/auth/login/{broker}` passed on to the
+    /// provider's authorization request, from
+    /// [`LOGIN_PARAMETERS`](crate::auth_params::LOGIN_PARAMETERS) (`login_hint`, `prompt`,
+    /// `ui_locales`, `acr_values`, ...). Default: none.
+    pub login_parameters: Vec<String>,
+    /// `authParameters`: parameters sent with every authorization request of the broker, e.g.
+    /// `{prompt: consent}`; names from
+    /// [`LOGIN_PARAMETERS`](crate::auth_params::LOGIN_PARAMETERS), values checked at start-up.
+    /// Default: none (no `prompt` at all).
+    pub auth_parameters: BTreeMap<String, String>,
 }
 
 /// An `http` broker: HTTP Basic authentication against a fixed user list.
@@ -520,12 +542,17 @@ impl AuthConfig {
                 http_client.request_timeout = n.as_duration()?;
             }
         }
+        let logout_purges_session = match web.and_then(|w| w.child("logoutPurgesSession")) {
+            Some(n) => as_bool(&n.key, n.value)?,
+            None => false,
+        };
         Ok(AuthConfig {
             brokers: parsed,
             debug_controller,
             base_url,
             trusted_proxies,
             http_client,
+            logout_purges_session,
         })
     }
 }
@@ -611,6 +638,35 @@ fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigE
         Some(n) => n.as_duration()?,
         None => Duration::from_secs(30 * 60),
     };
+    let allowed = |key: String, name: &str| -> Result<(), AuthConfigError> {
+        if crate::auth_params::LOGIN_PARAMETERS.contains(&name) {
+            return Ok(());
+        }
+        Err(AuthConfigError::invalid(
+            key,
+            format!(
+                "{name:?} cannot be passed to the provider; allowed are {}",
+                crate::auth_params::LOGIN_PARAMETERS.join(", ")
+            ),
+        ))
+    };
+    let mut login_parameters = Vec::new();
+    if let Some(n) = node.child("loginParameters") {
+        for (i, name) in n.string_list()?.into_iter().enumerate() {
+            allowed(format!("{}[{i}]", n.key), &name)?;
+            login_parameters.push(name);
+        }
+    }
+    let mut auth_parameters = BTreeMap::new();
+    if let Some(n) = node.child("authParameters") {
+        for (name, value) in n.string_map()? {
+            let key = format!("{}.{name}", n.key);
+            allowed(key.clone(), &name)?;
+            crate::auth_params::check_value(&name, &value)
+                .map_err(|err| AuthConfigError::invalid(key, err))?;
+            auth_parameters.insert(name, value);
+        }
+    }
     Ok(OidcConfig {
         broker,
         client_id,
@@ -624,6 +680,8 @@ fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigE
         enable_end_session_endpoint: node.bool_or("enableEndSessionEndpoint", true)?,
         override_issuer_url,
         state_lifetime,
+        login_parameters,
+        auth_parameters,
     })
 }
 
@@ -988,6 +1046,68 @@ mod tests {
         AuthConfig::from_value(&json!({"core": {"auth": {"web": {"broker": brokers}}}}))
     }
 
+    fn oidc_with(extra: Value) -> Result<AuthConfig, AuthConfigError> {
+        let mut broker = json!({
+            "broker": "main", "typ": "oidc", "clientID": "c", "clientSecret": "s",
+            "endpoint": "https://op.example.com"
+        });
+        broker
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        parse(json!([broker]))
+    }
+
+    #[test]
+    fn login_and_auth_parameters_come_from_the_allow_list() {
+        let config = oidc_with(json!({
+            "loginParameters": ["login_hint", "prompt"],
+            "authParameters": {"prompt": "consent", "ui_locales": "de en"},
+        }))
+        .unwrap();
+        let BrokerConfig::Oidc(oidc) = &config.brokers[0] else {
+            panic!("not oidc")
+        };
+        assert_eq!(oidc.login_parameters, ["login_hint", "prompt"]);
+        assert_eq!(oidc.auth_parameters["prompt"], "consent");
+        for (extra, message) in [
+            (
+                json!({"loginParameters": ["login_hint", "redirect_uri"]}),
+                "core.auth.web.broker[0].loginParameters[1]: \"redirect_uri\" cannot be passed",
+            ),
+            (
+                json!({"authParameters": {"state": "x"}}),
+                "core.auth.web.broker[0].authParameters.state: \"state\" cannot be passed",
+            ),
+            (
+                json!({"authParameters": {"prompt": "sometimes"}}),
+                "core.auth.web.broker[0].authParameters.prompt: \"sometimes\" is not a prompt value",
+            ),
+            (
+                json!({"loginParameter": ["login_hint"]}),
+                "core.auth.web.broker[0].loginParameter: unknown key (did you mean core.auth.web.broker[0].loginParameters?)",
+            ),
+        ] {
+            let err = oidc_with(extra).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn logout_purges_session_is_a_boolean_under_core_auth_web() {
+        let read = |value: Value| {
+            AuthConfig::from_value(
+                &json!({"core": {"auth": {"web": {"logoutPurgesSession": value}}}}),
+            )
+        };
+        assert!(read(json!(true)).unwrap().logout_purges_session);
+        assert!(!read(json!("false")).unwrap().logout_purges_session);
+        assert!(read(json!("sometimes"))
+            .unwrap_err()
+            .to_string()
+            .starts_with("core.auth.web.logoutPurgesSession: must be true or false"));
+    }
+
     #[test]
     fn oidc_defaults_follow_flamingo() {
         let config = parse(json!([{
@@ -1004,6 +1124,12 @@ mod tests {
         assert_eq!(oidc.state_lifetime, Duration::from_secs(1800));
         assert_eq!(oidc.id_token_claims["email"], "email");
         assert!(oidc.override_issuer_url.is_none());
+        assert!(oidc.login_parameters.is_empty());
+        assert!(
+            oidc.auth_parameters.is_empty(),
+            "no prompt unless configured"
+        );
+        assert!(!config.logout_purges_session, "logout keeps the app's data");
         assert!(!config.debug_controller);
         assert!(!format!("{config:?}").contains("\"s\""), "secret in Debug");
     }

@@ -102,6 +102,13 @@ pub enum AuthError {
         #[source]
         source: BoxError,
     },
+    /// A login request that cannot be passed to the provider (e.g. a `loginParameters` value
+    /// with a control character): 400 with this message.
+    #[error("bad login request: {message}")]
+    BadLoginRequest {
+        /// What is wrong, naming the parameter.
+        message: String,
+    },
     /// The session could not be read or written.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -148,6 +155,7 @@ impl ResponseError for AuthError {
         match self {
             AuthError::NotLoggedIn { .. } => StatusCode::UNAUTHORIZED,
             AuthError::UnknownBroker { .. } => StatusCode::NOT_FOUND,
+            AuthError::BadLoginRequest { .. } => StatusCode::BAD_REQUEST,
             AuthError::Provider { .. } | AuthError::Request(_) => StatusCode::BAD_GATEWAY,
             AuthError::Unsupported { .. } | AuthError::Session(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

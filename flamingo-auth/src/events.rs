@@ -3,7 +3,7 @@
 //! Register listeners with [`Auth::on_login`](crate::Auth::on_login) and
 //! [`Auth::on_logout`](crate::Auth::on_logout), in `main` or in the app factory. A listener is
 //! an async function of the event; it runs inside the request, after the session got its new
-//! ID (login) or before the session is purged (logout), so what it stores in
+//! ID (login) or before the session gets its new ID or is purged (logout), so what it stores in
 //! [`session`](LoginEvent::session) at login is kept.
 
 use std::{future::Future, sync::Arc};

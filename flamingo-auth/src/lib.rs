@@ -21,8 +21,10 @@
 //! - **Events**: [`LoginEvent`] and [`LogoutEvent`] listeners, e.g. to merge a guest cart at
 //!   login.
 //! - **Sessions**: everything is kept in the [`flamingo_session::Session`] under Flamingo's keys
-//!   ([`session_data`]). Login gives the session a new ID; logout purges it. Auth refuses to
-//!   start on a session backend that cannot hold tokens.
+//!   ([`session_data`]). Login gives the session a new ID; logout ends the logins and gives it
+//!   a new ID too, keeping the application's data (or purges it, with
+//!   `core.auth.web.logoutPurgesSession`). Auth refuses to start on a session backend that
+//!   cannot hold tokens.
 //!
 //! # Getting started
 //!
@@ -106,6 +108,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod auth_params;
 mod broker;
 mod client;
 pub mod config;
@@ -117,12 +120,14 @@ mod identity;
 mod log;
 mod manager;
 mod redirect;
+pub mod refresh;
 mod routes;
 pub mod session_data;
 mod template;
 pub mod user;
 
 pub use auth::{Auth, AuthBuilder, RetryPolicy};
+pub use auth_params::AuthCodeOptioner;
 pub use broker::CallbackError;
 pub use client::{AuthHttpClient, AuthRequest};
 pub use error::{AuthConfigError, AuthError, BoxError};
@@ -130,4 +135,5 @@ pub use events::{LoginEvent, LogoutEvent};
 pub use extract::{Authenticated, LoginRequired, UserService};
 pub use identity::{Identity, IdentityKind};
 pub use manager::{AccessToken, AuthManager, IdToken};
+pub use refresh::{RefreshLease, RefreshLock};
 pub use user::{User, UserType};

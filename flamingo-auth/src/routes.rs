@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use flamingo_session::Session;
+use subtle::ConstantTimeEq as _;
 use tracing::Instrument as _;
 
 use crate::{
@@ -13,8 +14,8 @@ use crate::{
     log::Escaped,
     redirect,
     session_data::{
-        fake_session_key, oidc_session_key, LogoutRedirects, LOGOUT_REDIRECTS_KEY,
-        LOGOUT_REDIRECT_KEY, REDIRECT_KEY,
+        self, fake_session_key, oidc_session_key, LogoutRedirects, LogoutState,
+        LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, LOGOUT_STATE_KEY, REDIRECT_KEY,
     },
     Auth,
 };
@@ -151,7 +152,7 @@ async fn complete_login(ctx: &Ctx<'_>, broker: &Broker, identity: Identity) -> H
 /// `GET|POST /core/auth/logout?redirecturl=`: logs out of every broker.
 async fn logout_all(req: HttpRequest, session: Session, auth: web::Data<Auth>) -> HttpResponse {
     let brokers: Vec<&Broker> = auth.all_brokers().iter().collect();
-    logout(&req, &session, &auth, brokers).await
+    logout(&req, &session, &auth, brokers, true).await
 }
 
 /// `GET|POST /core/auth/logout/{broker}?redirecturl=`: logs out of one broker.
@@ -164,7 +165,7 @@ async fn logout_broker(
     let Some(broker) = auth.broker(&broker) else {
         return not_found("broker for logout not found");
     };
-    logout(&req, &session, &auth, vec![broker]).await
+    logout(&req, &session, &auth, vec![broker], false).await
 }
 
 fn has_stored_login(session: &Session, broker: &Broker) -> bool {
@@ -176,11 +177,26 @@ fn has_stored_login(session: &Session, broker: &Broker) -> bool {
     session.keys().contains(&key)
 }
 
+fn bad_request(message: &'static str) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body(message)
+}
+
+/// Logs out of `brokers` (Flamingo's `Logout`/`LogoutFor`).
+///
+/// - A guest (no login at any of `brokers`) changes nothing: no new ID, no purge, no cookie.
+/// - Otherwise each broker's login data is removed and its listeners run; with `all`, every
+///   other `core.auth.*` key goes too. The session then gets a new ID and keeps the
+///   application's data (Flamingo keeps the cart), or, with
+///   `core.auth.web.logoutPurgesSession`, is purged.
+/// - End-session URLs of the providers are queued and visited through the logout callback.
 async fn logout(
     req: &HttpRequest,
     session: &Session,
     auth: &Auth,
     brokers: Vec<&Broker>,
+    all: bool,
 ) -> HttpResponse {
     let ctx = Ctx { req, session, auth };
     let target = redirect::guard(
@@ -188,8 +204,16 @@ async fn logout(
         req,
         query(req).get("redirecturl").map(String::as_str),
     );
+    let logged_in: Vec<&Broker> = brokers
+        .into_iter()
+        .filter(|b| has_stored_login(session, b))
+        .collect();
+    if logged_in.is_empty() {
+        tracing::debug!("logout without a login: nothing to end");
+        return see_other(&target);
+    }
     let mut queue: Vec<String> = Vec::new();
-    for broker in &brokers {
+    for broker in &logged_in {
         if let Some(url) = broker.logout(&ctx) {
             queue.push(url.to_string());
         }
@@ -201,62 +225,108 @@ async fn logout(
         })
         .await;
     }
-    if !queue.is_empty() {
-        // The provider must be visited first; the session lives on (without any login, under a
-        // new ID) until the chain ends in the logout callback.
-        session.renew();
-        let stored = session
-            .store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue))
-            .and_then(|()| session.store(LOGOUT_REDIRECT_KEY, target.clone()));
-        if let Err(err) = stored {
-            tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
-            session.purge();
-            return see_other(&target);
-        }
-        return see_other(LOGOUT_CALLBACK_PATH);
-    }
-    if auth
-        .all_brokers()
-        .iter()
-        .any(|b| has_stored_login(session, b))
-    {
-        session.renew();
-    } else {
+    if auth.logout_purges_session() {
         session.purge();
+    } else {
+        let stale: Vec<String> = if all {
+            session
+                .keys()
+                .into_iter()
+                .filter(|k| session_data::is_auth_key(k))
+                .collect()
+        } else {
+            session_data::AUTH_KEYS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect()
+        };
+        for key in stale {
+            session.delete(&key);
+        }
+        session.renew();
+    }
+    if queue.is_empty() {
+        return see_other(&target);
+    }
+    // The providers must be visited first; the logout callback walks the queue.
+    let stored = session
+        .store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue))
+        .and_then(|()| session.store(LOGOUT_REDIRECT_KEY, target.clone()));
+    if let Err(err) = stored {
+        tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
+        return see_other(&target);
+    }
+    see_other(LOGOUT_CALLBACK_PATH)
+}
+
+/// Ends the logout chain: removes the logout keys and redirects to the target checked at logout.
+fn finish_logout(req: &HttpRequest, session: &Session, auth: &Auth) -> HttpResponse {
+    let target = session
+        .try_load::<String>(LOGOUT_REDIRECT_KEY)
+        .unwrap_or_else(|| auth.origin().base_url(req).to_string());
+    for key in [LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, LOGOUT_STATE_KEY] {
+        session.delete(key);
     }
     see_other(&target)
 }
 
-/// `GET /core/auth/logoutCallback`: sends the browser to the next queued end-session URL (with
-/// `post_logout_redirect_uri` pointing back here); at the end purges the session and redirects
-/// to the target remembered at logout.
+/// `GET /core/auth/logoutCallback`: sends the browser to the next queued end-session URL with
+/// `post_logout_redirect_uri` pointing back here and a fresh `state`; when the provider sends
+/// the browser back, checks that `state` (400 when it is missing or wrong: nothing is
+/// redirected then). At the end redirects to the target remembered (and checked) at logout.
 async fn logout_callback(
     req: HttpRequest,
     session: Session,
     auth: web::Data<Auth>,
 ) -> HttpResponse {
     let origin = auth.origin();
+    let params = query(&req);
+    let expected = session.try_load::<LogoutState>(LOGOUT_STATE_KEY);
+    match (expected, params.get("state")) {
+        (Some(LogoutState(expected)), Some(got))
+            if bool::from(expected.as_bytes().ct_eq(got.as_bytes())) =>
+        {
+            session.delete(LOGOUT_STATE_KEY);
+        }
+        (Some(_), Some(_)) => {
+            tracing::warn!("logout callback with a wrong state");
+            return bad_request("logout callback: state mismatch");
+        }
+        (Some(_), None) => {
+            tracing::warn!("logout callback without the state sent to the provider");
+            return bad_request("logout callback: no state in request");
+        }
+        (None, Some(_)) => {
+            tracing::warn!("logout callback with a state, but no logout is waiting for one");
+            return bad_request("logout callback: no logout in progress for this state");
+        }
+        // The first hop, straight from the logout: no provider was visited yet.
+        (None, None) => {}
+    }
     let Some(LogoutRedirects(mut queue)) =
         session.try_load::<LogoutRedirects>(LOGOUT_REDIRECTS_KEY)
     else {
         return see_other(origin.base_url(&req).as_str());
     };
     if queue.is_empty() {
-        let target = session
-            .try_load::<String>(LOGOUT_REDIRECT_KEY)
-            .unwrap_or_else(|| origin.base_url(&req).to_string());
-        session.purge();
-        return see_other(&target);
+        return finish_logout(&req, &session, &auth);
     }
     let next = queue.remove(0);
-    if let Err(err) = session.store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue)) {
-        tracing::error!(error = %Escaped(&err), "storing the logout redirects failed");
-    }
     let Ok(mut url) = url::Url::parse(&next) else {
-        return see_other(LOGOUT_CALLBACK_PATH);
+        tracing::error!("a queued end-session URL does not parse; skipping the rest");
+        return finish_logout(&req, &session, &auth);
     };
+    let state = openidconnect::CsrfToken::new_random().secret().clone();
+    let stored = session
+        .store(LOGOUT_REDIRECTS_KEY, LogoutRedirects(queue))
+        .and_then(|()| session.store(LOGOUT_STATE_KEY, LogoutState(state.clone())));
+    if let Err(err) = stored {
+        tracing::error!(error = %Escaped(&err), "storing the logout state failed");
+        return finish_logout(&req, &session, &auth);
+    }
     let back = origin.absolute(&req, LOGOUT_CALLBACK_PATH);
     url.query_pairs_mut()
-        .append_pair("post_logout_redirect_uri", back.as_str());
+        .append_pair("post_logout_redirect_uri", back.as_str())
+        .append_pair("state", &state);
     see_other(url.as_str())
 }

@@ -10,6 +10,7 @@
 //! | `core.auth.redirect` | `String`: where to go after login |
 //! | `core.auth.logoutredirects` | [`LogoutRedirects`]: queued single-sign-out URLs (sensitive) |
 //! | `core.auth.logoutredirect` | `String`: where to go after logout |
+//! | `core.auth.logoutstate` | [`LogoutState`]: the `state` sent to the provider at logout (sensitive) |
 //! | `core.auth.oidc.<broker>.sessiondata` | [`OidcSessionData`] (sensitive) |
 //! | `core.auth.oidc.<broker>.states` | `Vec<`[`OidcState`]`>` (sensitive) |
 //! | `core.auth.fake.<broker>.data` | [`FakeSessionData`] |
@@ -26,6 +27,32 @@ pub const REDIRECT_KEY: &str = "core.auth.redirect";
 pub const LOGOUT_REDIRECTS_KEY: &str = "core.auth.logoutredirects";
 /// `core.auth.logoutredirect`: the target after the last end-session redirect.
 pub const LOGOUT_REDIRECT_KEY: &str = "core.auth.logoutredirect";
+
+/// `core.auth.logoutstate`: the `state` the logout callback expects back from the provider.
+pub const LOGOUT_STATE_KEY: &str = "core.auth.logoutstate";
+
+/// Every key auth writes that belongs to a login or logout in progress, not to the application:
+/// what a logout removes besides the brokers' own data (see [`is_auth_key`]).
+pub const AUTH_KEYS: &[&str] = &[
+    REDIRECT_KEY,
+    LOGOUT_REDIRECTS_KEY,
+    LOGOUT_REDIRECT_KEY,
+    LOGOUT_STATE_KEY,
+];
+
+/// Whether `key` is one of auth's own session keys (Flamingo's `core.auth.` prefix): the
+/// redirect targets, the logout queue and state, and every broker's login data and states.
+///
+/// # Examples
+///
+/// ```
+/// use flamingo_auth::session_data::{is_auth_key, oidc_session_key};
+/// assert!(is_auth_key(&oidc_session_key("main")));
+/// assert!(!is_auth_key("cart"));
+/// ```
+pub fn is_auth_key(key: &str) -> bool {
+    key.starts_with("core.auth.")
+}
 
 /// `core.auth.oidc.<broker>.sessiondata`.
 pub fn oidc_session_key(broker: &str) -> String {
@@ -54,6 +81,19 @@ impl fmt::Debug for LogoutRedirects {
         f.debug_struct("LogoutRedirects")
             .field("len", &self.0.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// `core.auth.logoutstate`: the `state` sent to the provider with `post_logout_redirect_uri`,
+/// checked (once) when the provider sends the browser back. Sensitive.
+#[derive(Clone, Serialize, Deserialize, SessionValue, PartialEq, Eq)]
+#[serde(transparent)]
+#[session_value(name = "flamingo.auth.LogoutState", sensitive)]
+pub struct LogoutState(pub String);
+
+impl fmt::Debug for LogoutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogoutState").finish_non_exhaustive()
     }
 }
 

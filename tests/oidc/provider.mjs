@@ -6,12 +6,16 @@
 //   OP_CLIENTS           JSON array of oidc-provider client metadata (required)
 //   OP_ACCESS_TOKEN_TTL  access-token lifetime in seconds (default 3600)
 //   OP_ID_TOKEN_TTL      ID-token lifetime in seconds (default 3600)
+//   OP_ROTATE_REFRESH_TOKEN  `1`: a new refresh token on every refresh, and a reused one
+//                        revokes the grant (Keycloak, Auth0, Okta with rotation on); default off
 //
 // Each start generates a fresh RSA signing key with a fresh `kid`, so restarting the provider on
 // the same port is a signing-key rotation.
 //
 // Besides the OpenID Connect endpoints it serves `GET /api/whoami`, a protected API: it answers
-// 200 `{"sub", "client", "scope"}` for a valid bearer access token and 401 otherwise. It prints
+// 200 `{"sub", "client", "scope"}` for a valid bearer access token and 401 otherwise, and
+// `GET /test/refreshes`, which counts the refresh-token grants it answered:
+// `{"success": n, "error": n}`. It prints
 // `oidc-provider listening on <issuer>` once it accepts connections.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
@@ -25,7 +29,9 @@ if (!Number.isInteger(port) || port <= 0) {
 const clients = JSON.parse(process.env.OP_CLIENTS ?? '[]');
 const accessTokenTtl = Number.parseInt(process.env.OP_ACCESS_TOKEN_TTL ?? '3600', 10);
 const idTokenTtl = Number.parseInt(process.env.OP_ID_TOKEN_TTL ?? '3600', 10);
+const rotateRefreshToken = process.env.OP_ROTATE_REFRESH_TOKEN === '1';
 const issuer = `http://127.0.0.1:${port}`;
+const refreshes = { success: 0, error: 0 };
 
 // The test accounts. Passwords are not checked by the development login form.
 const accounts = {
@@ -103,7 +109,7 @@ const provider = new Provider(issuer, {
   async issueRefreshToken(_ctx, client, code) {
     return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
   },
-  rotateRefreshToken: false,
+  rotateRefreshToken: () => rotateRefreshToken,
 });
 
 // The protected test API: checks the bearer access token against the provider's own store.
@@ -122,6 +128,21 @@ provider.use(async (ctx, next) => {
     return;
   }
   ctx.body = { sub: token.accountId, client: token.clientId, scope: token.scope };
+});
+
+// Counts refresh-token grants, for the one-refresh-per-session tests.
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/test/refreshes') {
+    await next();
+    return;
+  }
+  ctx.body = refreshes;
+});
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes.success += 1;
+});
+provider.on('grant.error', (ctx) => {
+  if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes.error += 1;
 });
 
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));

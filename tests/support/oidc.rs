@@ -38,6 +38,9 @@ pub struct ProviderOptions {
     pub access_token_ttl: u64,
     /// ID-token lifetime in seconds. Default: 3600.
     pub id_token_ttl: u64,
+    /// Refresh-token rotation (`rotateRefreshToken`): a new refresh token on every refresh, and
+    /// a reused one revokes the grant. Default: off.
+    pub rotate_refresh_token: bool,
 }
 
 impl Default for ProviderOptions {
@@ -46,6 +49,7 @@ impl Default for ProviderOptions {
             clients: Vec::new(),
             access_token_ttl: 3600,
             id_token_ttl: 3600,
+            rotate_refresh_token: false,
         }
     }
 }
@@ -105,6 +109,20 @@ impl OidcProvider {
         format!("{}/api/whoami", self.issuer())
     }
 
+    /// The refresh-token grants the provider answered so far: (succeeded, failed).
+    pub async fn refresh_grants(&self) -> (u64, u64) {
+        let counts: Value = reqwest::get(format!("{}/test/refreshes", self.issuer()))
+            .await
+            .expect("GET /test/refreshes")
+            .json()
+            .await
+            .expect("refresh counts are JSON");
+        (
+            counts["success"].as_u64().expect("success count"),
+            counts["error"].as_u64().expect("error count"),
+        )
+    }
+
     /// What the provider printed so far (for assertion messages).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -131,6 +149,14 @@ impl OidcProvider {
                 self.options.access_token_ttl.to_string(),
             )
             .env("OP_ID_TOKEN_TTL", self.options.id_token_ttl.to_string())
+            .env(
+                "OP_ROTATE_REFRESH_TOKEN",
+                if self.options.rotate_refresh_token {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

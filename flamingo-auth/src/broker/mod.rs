@@ -7,7 +7,7 @@ mod fake;
 mod http;
 pub(crate) mod oidc;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix_web::{HttpRequest, HttpResponse};
 use flamingo_session::Session;
@@ -39,7 +39,7 @@ pub struct CallbackError {
 
 /// A configured broker.
 pub(crate) enum Broker {
-    Oidc(Box<OidcBroker>),
+    Oidc(Arc<OidcBroker>),
     Http(HttpBroker),
     Fake(FakeBroker),
 }
@@ -52,7 +52,7 @@ impl Broker {
         options: &crate::auth::Options,
     ) -> Result<Broker, crate::AuthConfigError> {
         Ok(match config {
-            BrokerConfig::Oidc(c) => Broker::Oidc(Box::new(
+            BrokerConfig::Oidc(c) => Broker::Oidc(Arc::new(
                 OidcBroker::new(c, index, &options.retry, options.jwks_refetch_interval).await?,
             )),
             BrokerConfig::Http(c) => Broker::Http(HttpBroker::new(c)),

@@ -38,10 +38,12 @@ use tracing::Instrument as _;
 use url::Url;
 
 use crate::{
+    auth_params,
     config::OidcConfig,
     error::{AuthConfigError, AuthError, BoxError},
     identity::{Identity, IdentityKind},
     log::Escaped,
+    refresh::{Job, Outcome},
     session_data::{oidc_session_key, oidc_states_key, OidcSessionData, OidcState},
     user::map_claims,
     RetryPolicy,
@@ -109,6 +111,16 @@ pub(crate) struct OidcBroker {
     /// When the keys were last fetched again because of an unknown `kid`.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
     refetch_interval: Duration,
+}
+
+/// Why a refresh exchange did not give new tokens.
+#[derive(Debug)]
+pub(crate) enum RefreshError {
+    /// The provider refused (`invalid_grant` when the token is unknown, used or revoked), or the
+    /// new ID token was rejected: the login is over.
+    Refused { invalid_grant: bool, reason: String },
+    /// The provider could not be asked.
+    Failed(BoxError),
 }
 
 /// How a verified ID token's nonce is checked.
@@ -229,13 +241,15 @@ impl OidcBroker {
         if self.config.enable_offline_token
             && !self.config.scopes.iter().any(|s| s == "offline_access")
         {
-            // OpenID Connect Core 11: offline_access needs prompt=consent.
-            request = request
-                .add_scope(Scope::new("offline_access".to_owned()))
-                .add_prompt(CoreAuthPrompt::Consent);
+            // No prompt=consent here: it makes every login ask again. Providers that want it
+            // for offline_access get it from `authParameters`.
+            request = request.add_scope(Scope::new("offline_access".to_owned()));
         }
         if let Some(claims) = self.config.request_claims.to_parameter() {
             request = request.add_extra_param("claims", claims);
+        }
+        for (name, value) in self.authorization_parameters(ctx)? {
+            request = request.add_extra_param(name, value);
         }
         let (url, csrf, nonce) = request.url();
 
@@ -255,6 +269,47 @@ impl OidcBroker {
         Ok(HttpResponse::SeeOther()
             .insert_header(("Location", url.to_string()))
             .finish())
+    }
+
+    /// The extra parameters of this login's authorization request: `authParameters`, then the
+    /// allowed `loginParameters` of the login URL, then the [`AuthCodeOptioner`]s' (see
+    /// [`auth_params`](crate::auth_params)).
+    ///
+    /// [`AuthCodeOptioner`]: crate::AuthCodeOptioner
+    fn authorization_parameters(&self, ctx: &Ctx<'_>) -> Result<Vec<(String, String)>, AuthError> {
+        let mut params: Vec<(String, String)> = self
+            .config
+            .auth_parameters
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        if !self.config.login_parameters.is_empty() {
+            for (name, value) in url::form_urlencoded::parse(ctx.req.query_string().as_bytes()) {
+                if !self.config.login_parameters.iter().any(|p| *p == name) {
+                    continue;
+                }
+                auth_params::check_value(&name, &value).map_err(|reason| {
+                    AuthError::BadLoginRequest {
+                        message: format!("login parameter {name}: {reason}"),
+                    }
+                })?;
+                auth_params::set(&mut params, &name, value.into_owned());
+            }
+        }
+        for optioner in ctx.auth.auth_code_optioners() {
+            for (name, value) in optioner.options(ctx.req, &self.config.broker) {
+                if auth_params::RESERVED_PARAMETERS.contains(&name.as_str()) {
+                    tracing::warn!(broker = %self.config.broker, parameter = %Escaped(&name), "an AuthCodeOptioner tried to set a protocol parameter; skipped");
+                    continue;
+                }
+                if name.is_empty() || name.chars().chain(value.chars()).any(char::is_control) {
+                    tracing::warn!(broker = %self.config.broker, parameter = %Escaped(&name), "an AuthCodeOptioner gave an empty name or a control character; skipped");
+                    continue;
+                }
+                auth_params::set(&mut params, &name, value);
+            }
+        }
+        Ok(params)
     }
 
     /// The state entries of this session that have not expired.
@@ -584,6 +639,8 @@ impl OidcBroker {
             .map(|data| self.identity_of(&data)))
     }
 
+    /// Refreshes the tokens of the session's login, sharing the exchange with every other
+    /// request of the session that presents the same refresh token (see [`crate::refresh`]).
     async fn refresh(
         &self,
         ctx: &Ctx<'_>,
@@ -596,12 +653,54 @@ impl OidcBroker {
             ctx.session.delete(&key);
             return Ok(None);
         };
+        let this = ctx
+            .auth
+            .oidc_broker(broker)
+            .ok_or_else(|| AuthError::UnknownBroker {
+                broker: broker.clone(),
+            })?;
+        let job = Job {
+            broker: this,
+            data,
+            session: ctx.session.id(),
+            repository: ctx.auth.repository().clone(),
+            lock: ctx.auth.refresh_lock(),
+        };
+        match ctx.auth.refreshes().refresh(job, &refresh_token).await {
+            Outcome::Refreshed(new_data) => {
+                ctx.session.store(&key, (*new_data).clone())?;
+                tracing::debug!(broker = %broker, "access token refreshed");
+                Ok(Some(*new_data))
+            }
+            Outcome::Refused(reason) => {
+                tracing::info!(broker = %broker, reason = %Escaped(&reason), "refresh refused: logged out");
+                ctx.session.delete(&key);
+                Ok(None)
+            }
+            Outcome::Failed(message) => Err(AuthError::provider(broker, message)),
+        }
+    }
+
+    /// Exchanges the refresh token of `data` at the provider and verifies what comes back; no
+    /// session is touched (the caller shares the result, see [`crate::refresh`]).
+    pub(crate) async fn exchange_refresh_token(
+        &self,
+        data: &OidcSessionData,
+    ) -> Result<OidcSessionData, RefreshError> {
+        let broker = &self.config.broker;
+        let refresh_token = data
+            .refresh_token
+            .clone()
+            .ok_or_else(|| RefreshError::Refused {
+                invalid_grant: false,
+                reason: "no refresh token".to_owned(),
+            })?;
         let provider = self.provider.load_full();
         let token = RefreshToken::new(refresh_token.clone());
         let request = provider
             .client
             .exchange_refresh_token(&token)
-            .map_err(|err| AuthError::provider(broker, err))?;
+            .map_err(|err| RefreshError::Failed(err.into()))?;
         let response = request
             .request_async(&self.http)
             .instrument(tracing::info_span!("oidc.refresh", broker = %broker))
@@ -609,36 +708,34 @@ impl OidcBroker {
         let response = match response {
             Ok(response) => response,
             Err(RequestTokenError::ServerResponse(err)) => {
-                tracing::info!(broker = %broker, error = %Escaped(err.error()), "refresh refused by the provider: logged out");
-                ctx.session.delete(&key);
-                return Ok(None);
+                return Err(RefreshError::Refused {
+                    invalid_grant: *err.error() == CoreErrorResponseType::InvalidGrant,
+                    reason: format!("the provider answered {}", err.error()),
+                });
             }
-            Err(err) => return Err(AuthError::provider(broker, err)),
+            Err(err) => return Err(RefreshError::Failed(err.into())),
         };
         let new_data = match response.extra_fields().id_token() {
             Some(id_token) => {
-                let checked = self
+                let claims = self
                     .verify(
                         id_token,
                         NonceCheck::Refresh(data.nonce.as_deref()),
                         response.access_token(),
                         Some(&data.subject),
                     )
-                    .await;
-                match checked {
-                    Ok(claims) => self.session_data(
-                        &response,
-                        id_token,
-                        &claims,
-                        data.nonce.clone(),
-                        Some(refresh_token),
-                    ),
-                    Err(err) => {
-                        tracing::warn!(broker = %broker, error = %Escaped(&err), "refreshed ID token rejected: logged out");
-                        ctx.session.delete(&key);
-                        return Ok(None);
-                    }
-                }
+                    .await
+                    .map_err(|err| RefreshError::Refused {
+                        invalid_grant: false,
+                        reason: format!("the refreshed ID token was rejected: {err}"),
+                    })?;
+                self.session_data(
+                    &response,
+                    id_token,
+                    &claims,
+                    data.nonce.clone(),
+                    Some(refresh_token),
+                )
             }
             None => {
                 // No new ID token: keep the old one and its claims, take the new access token.
@@ -653,13 +750,11 @@ impl OidcBroker {
                         issued_at.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                     }),
                     issued_at,
-                    ..data
+                    ..data.clone()
                 }
             }
         };
-        ctx.session.store(&key, new_data.clone())?;
-        tracing::debug!(broker = %broker, "access token refreshed");
-        Ok(Some(new_data))
+        Ok(new_data)
     }
 
     /// Removes the login and the pending states; returns the end-session URL (with
@@ -755,7 +850,7 @@ pub(crate) fn now() -> i64 {
 
 /// Whether the access token should be refreshed now: it expired, or 90% of its lifetime (at
 /// most 30 s before the end) has passed.
-fn needs_refresh(data: &OidcSessionData) -> bool {
+pub(crate) fn needs_refresh(data: &OidcSessionData) -> bool {
     let Some(expires_at) = data.expires_at else {
         return false;
     };
