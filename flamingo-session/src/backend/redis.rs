@@ -543,10 +543,13 @@ impl SessionBackend for RedisBackend {
             .await;
         let fields = match fields {
             Ok(fields) => fields,
-            Err(BackendError::Other(source)) => {
-                // WRONGTYPE: something else (an old Flamingo gob string, say) sits at the key.
+            // WRONGTYPE: something else (an old Flamingo gob string, say) sits at the key. Any
+            // other refusal (a failover's MASTERDOWN, say) is an outage, never a reason to start
+            // the session afresh: that would lose it.
+            Err(BackendError::Other(source)) if source.to_string().contains("WRONGTYPE") => {
                 return Err(BackendError::Corrupt(source.to_string()));
             }
+            Err(BackendError::Other(source)) => return Err(BackendError::Unavailable(source)),
             Err(err) => return Err(err),
         };
         if fields.is_empty() {
