@@ -264,8 +264,11 @@ async fn a_killed_cluster_master_fails_over_to_its_replica_and_the_app_recovers_
         count(client, &demo).await;
         count(client, &demo).await;
     }
-    // Let the replicas catch up, then kill one master.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the replicas catch up (a replica's first sync can take seconds), then kill one master.
+    assert!(
+        cluster.wait_until_replicas_caught_up(Duration::from_secs(20)),
+        "the replicas did not catch up with their masters"
+    );
     let master = cluster.a_master();
     cluster.stop_node(master);
     let killed = Instant::now();

@@ -21,8 +21,8 @@ use std::{
 
 use crate::value::{DynValue, EnvelopeIn, SessionValue};
 
-/// What the dynamic view shows instead of a sensitive value.
-pub const REDACTED: &str = "<redacted>";
+/// What the dynamic view shows in place of a [sensitive](crate::SessionValue::SENSITIVE) value.
+pub use crate::value::REDACTED;
 
 /// One registered type. Built by `#[derive(SessionValue)]`; not constructed by hand.
 #[doc(hidden)]

@@ -51,7 +51,7 @@ use serde_json::value::RawValue;
 /// A type holding secrets (tokens, nonces, verifiers) is marked with
 /// `#[session_value(sensitive)]`. Loading and storing it is unchanged, but the
 /// [registry](crate::registry)'s dynamic view, which debug pages show, gives
-/// [`REDACTED`](crate::registry::REDACTED) instead of its JSON. Containers of a sensitive type
+/// [`REDACTED`] instead of its JSON. Containers of a sensitive type
 /// (`Vec<T>`, `Option<T>`, maps, tuples, ...) are sensitive too.
 ///
 /// ```
@@ -74,6 +74,9 @@ pub trait SessionValue: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The stable name stored next to every value of this type.
     fn session_type_name() -> Cow<'static, str>;
 }
+
+/// What the dynamic view shows instead of a sensitive value.
+pub const REDACTED: &str = "<redacted>";
 
 /// The stored form of a value: its type name and its JSON.
 #[derive(Serialize)]
@@ -229,7 +232,7 @@ impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Envelope<'_, T> {
 pub trait DynValue: Any + Send + Sync {
     /// The value as JSON, for a debug page or logs of non-secret data; a
     /// [sensitive](SessionValue::SENSITIVE) value gives the string
-    /// [`REDACTED`](crate::registry::REDACTED).
+    /// [`REDACTED`].
     fn to_json(&self) -> serde_json::Value;
     /// Whether the value's type is [sensitive](SessionValue::SENSITIVE).
     fn is_sensitive(&self) -> bool;
@@ -240,7 +243,7 @@ pub trait DynValue: Any + Send + Sync {
 impl<T: SessionValue> DynValue for T {
     fn to_json(&self) -> serde_json::Value {
         if T::SENSITIVE {
-            return serde_json::Value::String(crate::registry::REDACTED.to_owned());
+            return serde_json::Value::String(REDACTED.to_owned());
         }
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }

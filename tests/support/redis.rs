@@ -408,6 +408,45 @@ impl RedisCluster {
             .expect("a running master")
     }
 
+    /// Waits until every replica has received everything its master wrote (its offset equals the
+    /// master's `master_repl_offset`), so that a failover loses nothing.
+    pub fn wait_until_replicas_caught_up(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let field = |info: &str, name: &str| -> Option<u64> {
+            info.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        while Instant::now() < deadline {
+            let caught_up = self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running() && n.cli(&["role"]).starts_with("master"))
+                .all(|master| {
+                    let info = master.cli(&["info", "replication"]);
+                    let Some(offset) = field(&info, "master_repl_offset:") else {
+                        return false;
+                    };
+                    let replicas: Vec<&str> =
+                        info.lines().filter(|l| l.starts_with("slave")).collect();
+                    !replicas.is_empty()
+                        && replicas.iter().all(|line| {
+                            line.contains("state=online")
+                                && line.split(',').any(|part| {
+                                    part.strip_prefix("offset=")
+                                        .and_then(|v| v.parse::<u64>().ok())
+                                        == Some(offset)
+                                })
+                        })
+                });
+            if caught_up {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Waits until every running node reports `cluster_state:ok` (after a failover, say).
     pub fn wait_until_running_nodes_ok(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
