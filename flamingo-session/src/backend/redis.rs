@@ -19,7 +19,8 @@
 //!
 //! - create: nothing happens if the key exists (a new ID is drawn, up to
 //!   [`CREATE_ATTEMPTS`] times); otherwise one variadic `HSET` and `PEXPIRE`;
-//! - save, [`Replace`](SessionChange::Replace): `DEL`, one `HSET`, `PEXPIRE`;
+//! - save, [`Replace`](SessionChange::Replace): `DEL` (which also tells whether the session is
+//!   still stored), one `HSET`, `PEXPIRE`;
 //! - save, [`Merge`](SessionChange::Merge): one `HDEL` of the removed keys, one `HSET` of the set
 //!   ones, `PEXPIRE`. The script computes the new size from the stored one and the old values of
 //!   the changed fields only (one `HMGET`) and writes nothing when it exceeds `store.length`,
@@ -100,14 +101,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size field, then the size field and
-/// its value, then the field/value pairs. Returns 1 when written, 0 when the session is not stored
-/// (it stays dead).
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, then the size field and its value, then the
+/// field/value pairs. Returns 1 when written, 0 when the session is not stored (it stays dead):
+/// the `DEL` that clears the old fields tells whether there were any.
 const REPLACE_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if redis.call('DEL', KEYS[1]) == 0 then
   return 0
 end
-redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
