@@ -242,17 +242,21 @@ impl<S: SessionStore + Send + 'static> ActixStoreBackend<S> {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use actix_session::storage::RedisSessionStore;
-    /// use flamingo_session::middleware::compat::ActixStoreBackend;
+    /// With actix-session's Redis store (its `redis-session` feature), the closure would be
+    /// `|| RedisSessionStore::new("redis://127.0.0.1:6379")`; here a store that needs no server:
     ///
-    /// # async fn example() -> Result<(), flamingo_session::BackendError> {
-    /// let backend = ActixStoreBackend::start("actix-redis", 1 << 20, || {
-    ///     RedisSessionStore::new("redis://127.0.0.1:6379")
+    /// ```
+    /// use actix_session::storage::CookieSessionStore;
+    /// use flamingo_session::{middleware::compat::ActixStoreBackend, SessionBackend};
+    ///
+    /// # actix_web::rt::System::new().block_on(async {
+    /// let backend = ActixStoreBackend::start("cookie", 4096, || async {
+    ///     Ok::<_, std::convert::Infallible>(CookieSessionStore::default())
     /// })
     /// .await?;
-    /// # Ok(())
-    /// # }
+    /// assert!(backend.health().await.alive);
+    /// # Ok::<(), flamingo_session::BackendError>(())
+    /// # }).unwrap();
     /// ```
     pub async fn start<F, Fut, E>(
         name: impl Into<String>,
@@ -473,7 +477,9 @@ impl<S: SessionStore + Send + 'static> SessionBackend for ActixStoreBackend<S> {
     async fn health(&self) -> HealthStatus {
         let probe = SessionId::generate();
         match self.load(&probe).await {
-            Ok(_) => HealthStatus::up(),
+            // The store answered; a store that reads state out of the key itself (the cookie
+            // store) calls a random ID undecodable, which is an answer too.
+            Ok(_) | Err(BackendError::Corrupt(_)) => HealthStatus::up(),
             Err(err) => HealthStatus::down(err.to_string()),
         }
     }

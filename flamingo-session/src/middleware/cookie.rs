@@ -34,7 +34,9 @@ pub(crate) struct Ticket {
 /// Builds, signs and checks session cookies.
 pub(crate) struct CookieCodec {
     name: String,
-    key: [u8; 32],
+    /// The HMAC keyed once (and over `<name>=`): each cookie clones it instead of hashing the
+    /// key again.
+    keyed: HmacSha256,
     secure: bool,
     path: String,
     domain: Option<String>,
@@ -47,9 +49,13 @@ impl CookieCodec {
         let mut hasher = Sha256::new();
         hasher.update(b"flamingo-session cookie signing key v2\0");
         hasher.update(config.secret.as_bytes());
+        let key: [u8; 32] = hasher.finalize().into();
+        let mut keyed = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
+        keyed.update(config.name.as_bytes());
+        keyed.update(b"=");
         CookieCodec {
             name: config.name.clone(),
-            key: hasher.finalize().into(),
+            keyed,
             secure: config.cookie.secure,
             path: config.cookie.path.clone(),
             domain: config.cookie.domain.clone(),
@@ -63,16 +69,26 @@ impl CookieCodec {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     fn mac(&self, payload: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(self.name.as_bytes());
-        mac.update(b"=");
+        let mut mac = self.keyed.clone();
         mac.update(payload.as_bytes());
         mac
+    }
+
+    /// The value of our cookie in the request's `Cookie` headers, found without parsing (and
+    /// percent-decoding) every other cookie: our value never needs decoding.
+    pub(crate) fn find<'a>(
+        &self,
+        headers: &'a actix_web::http::header::HeaderMap,
+    ) -> Option<&'a str> {
+        headers
+            .get_all(actix_web::http::header::COOKIE)
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|line| line.split(';'))
+            .find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                (name == self.name).then_some(value.trim_matches('"'))
+            })
     }
 
     /// The ticket in a cookie value, `None` for anything not signed by us.
@@ -180,6 +196,22 @@ mod tests {
         for bad in ["", ".", "abc", "a.b.c.d", &format!("{value}x")] {
             assert_eq!(codec.open(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn our_cookie_is_found_among_others() {
+        let codec = codec("one secret");
+        let mut headers = actix_web::http::header::HeaderMap::new();
+        headers.append(
+            actix_web::http::header::COOKIE,
+            "theme=dark; flamingo2=x".parse().unwrap(),
+        );
+        assert_eq!(codec.find(&headers), None);
+        headers.append(
+            actix_web::http::header::COOKIE,
+            "a=1;  flamingo=abc.1.2.sig ; b=2".parse().unwrap(),
+        );
+        assert_eq!(codec.find(&headers), Some("abc.1.2.sig"));
     }
 
     fn codec_open(codec: &CookieCodec, value: &str) -> Option<Ticket> {

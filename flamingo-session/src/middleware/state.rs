@@ -126,9 +126,10 @@ pub(crate) async fn extract(
 
 async fn load(shared: &Shared, req: &HttpRequest) -> Result<State, SessionUnavailable> {
     let fresh = || State::new(shared.mode, None, SessionState::new());
-    let Some(ticket) = req
-        .cookie(shared.codec.name())
-        .and_then(|cookie| shared.codec.open(cookie.value()))
+    let Some(ticket) = shared
+        .codec
+        .find(req.headers())
+        .and_then(|value| shared.codec.open(value))
     else {
         return Ok(fresh());
     };
