@@ -254,6 +254,27 @@ impl FileBackend {
     }
 
     /// The in-process lock shard of a session.
+    /// Runs the blocking `work` on session `id` under its shard's in-process lock (the file lock
+    /// is taken inside `work`), in a span naming the operation and the session's hash.
+    async fn locked<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        id: &SessionId,
+        work: impl FnOnce(&Folder, &FileId) -> Result<T, BackendError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let id = FileId::new(id);
+        let span = tracing::debug_span!("flamingo_session.file", operation, session = %id.hash);
+        let _guard = self
+            .lock_shard(id.shard)
+            .lock()
+            .instrument(span.clone())
+            .await;
+        let folder = Arc::clone(&self.inner.folder);
+        run_blocking(move || work(&folder, &id))
+            .instrument(span)
+            .await
+    }
+
     fn lock_shard(&self, shard: u8) -> &tokio::sync::Mutex<()> {
         &self.inner.locks[usize::from(shard)]
     }
@@ -307,47 +328,21 @@ impl SessionBackend for FileBackend {
         change: SessionChange,
         ttl: Duration,
     ) -> Result<SaveOutcome, BackendError> {
-        let id = FileId::new(id);
-        let span = tracing::debug_span!("flamingo_session.file.save", session = %id.hash);
-        let _guard = self
-            .lock_shard(id.shard)
-            .lock()
-            .instrument(span.clone())
-            .await;
-        let folder = Arc::clone(&self.inner.folder);
-        let limit = self.inner.store_length;
-        let expires = expiry(ttl);
-        run_blocking(move || folder.save(&id, change, limit, expires))
-            .instrument(span)
-            .await
+        let (limit, expires) = (self.inner.store_length, expiry(ttl));
+        self.locked("save", id, move |folder, id| {
+            folder.save(id, change, limit, expires)
+        })
+        .await
     }
 
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
-        let id = FileId::new(id);
-        let span = tracing::debug_span!("flamingo_session.file.touch", session = %id.hash);
-        let _guard = self
-            .lock_shard(id.shard)
-            .lock()
-            .instrument(span.clone())
-            .await;
-        let folder = Arc::clone(&self.inner.folder);
         let expires = expiry(ttl);
-        run_blocking(move || folder.touch(&id, expires))
-            .instrument(span)
+        self.locked("touch", id, move |folder, id| folder.touch(id, expires))
             .await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
-        let id = FileId::new(id);
-        let span = tracing::debug_span!("flamingo_session.file.delete", session = %id.hash);
-        let _guard = self
-            .lock_shard(id.shard)
-            .lock()
-            .instrument(span.clone())
-            .await;
-        let folder = Arc::clone(&self.inner.folder);
-        run_blocking(move || folder.delete(&id))
-            .instrument(span)
+        self.locked("delete", id, |folder, id| folder.delete(id))
             .await
     }
 
