@@ -1,13 +1,22 @@
 //! [`AuthHttpClient`]: reqwest with the user's access token.
 
-use std::time::Duration;
+use std::{fmt, rc::Rc, time::Duration};
 
+use futures_util::future::LocalBoxFuture;
+use openidconnect::AccessToken;
 use reqwest::{header::HeaderValue, Method, RequestBuilder, StatusCode};
 
-use crate::{error::AuthError, manager::AuthManager};
+use crate::error::AuthError;
+
+/// Where an [`AuthHttpClient`] gets the user's access token: as it is (refreshed first when it
+/// expired), or refreshed now because the API refused it. The `AuthManager` is one.
+pub(crate) trait TokenSource: fmt::Debug {
+    /// The access token; with `refresh`, a freshly refreshed one.
+    fn token(&self, refresh: bool) -> LocalBoxFuture<'_, Result<AccessToken, AuthError>>;
+}
 
 /// An HTTP client that sends the logged-in user's access token as
-/// `Authorization: Bearer <token>` (from [`AuthManager::http_client`]).
+/// `Authorization: Bearer <token>` (from [`AuthManager::http_client`](crate::AuthManager::http_client)).
 ///
 /// Before each request the token is refreshed when it expired; when the API still answers
 /// `401`, the token is refreshed once more and the request repeated (if its body can be
@@ -38,15 +47,19 @@ use crate::{error::AuthError, manager::AuthManager};
 pub struct AuthHttpClient {
     client: reqwest::Client,
     timeout: Duration,
-    manager: AuthManager,
+    tokens: Rc<dyn TokenSource>,
 }
 
 impl AuthHttpClient {
-    pub(crate) fn new(client: reqwest::Client, timeout: Duration, manager: AuthManager) -> Self {
+    pub(crate) fn new(
+        client: reqwest::Client,
+        timeout: Duration,
+        tokens: Rc<dyn TokenSource>,
+    ) -> Self {
         AuthHttpClient {
             client,
             timeout,
-            manager,
+            tokens,
         }
     }
 
@@ -125,7 +138,7 @@ impl AuthRequest {
     /// [`AuthError::Provider`] when a refresh failed, [`AuthError::Request`] when the request
     /// itself failed. An error status of the API is not an error: check the response.
     pub async fn send(self) -> Result<reqwest::Response, AuthError> {
-        let token = self.client.manager.access_token().await?;
+        let token = self.client.tokens.token(false).await?;
         let mut request = self
             .builder
             .bearer_auth(token.secret())
@@ -145,7 +158,7 @@ impl AuthRequest {
             return Ok(response);
         };
         tracing::debug!("API answered 401: refreshing the access token once");
-        let token = match self.client.manager.refresh().await {
+        let token = match self.client.tokens.token(true).await {
             Ok(token) => token,
             // The first answer is the better one to give back when the refresh fails.
             Err(err) if err.is_provider_failure() => return Err(err),

@@ -286,7 +286,22 @@ impl AuthManager {
         Ok(AuthHttpClient::new(
             self.auth.api_client().clone(),
             self.auth.request_timeout(),
-            self.broker(&broker)?,
+            std::rc::Rc::new(self.broker(&broker)?),
         ))
+    }
+}
+
+impl crate::client::TokenSource for AuthManager {
+    fn token(
+        &self,
+        refresh: bool,
+    ) -> futures_util::future::LocalBoxFuture<'_, Result<AccessToken, AuthError>> {
+        Box::pin(async move {
+            if refresh {
+                self.refresh().await
+            } else {
+                self.access_token().await
+            }
+        })
     }
 }
