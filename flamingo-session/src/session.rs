@@ -393,7 +393,15 @@ impl Session {
     /// }
     /// ```
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.raw_entries().into_iter().map(|(k, _)| k).collect();
+        let mut keys: Vec<String> = match &self.backing {
+            Backing::Own(state) => state.borrow().data.keys().cloned().collect(),
+            Backing::Actix(session) => session
+                .entries()
+                .keys()
+                .filter(|k| !k.starts_with(RESERVED_PREFIX))
+                .cloned()
+                .collect(),
+        };
         keys.sort();
         keys
     }

@@ -74,9 +74,11 @@ fn our_id(key: &SessionKey) -> Option<SessionId> {
     SessionId::parse(key.as_ref()).ok()
 }
 
-fn actix_key(id: SessionId) -> Result<SessionKey, anyhow::Error> {
+/// Our ID as actix-session's key (its length limit is far above ours; the error cannot happen
+/// for IDs of ours, but a key type of its own is actix-session's to check).
+fn key_of(id: &SessionId) -> Result<SessionKey, BackendError> {
     SessionKey::try_from(id.expose().to_owned())
-        .map_err(|_| anyhow::anyhow!("backend returned an invalid session ID"))
+        .map_err(|_| BackendError::other("session ID not accepted as an actix-session key"))
 }
 
 impl SessionStore for BackendStore {
@@ -107,7 +109,7 @@ impl SessionStore for BackendStore {
         ttl: &CookieDuration,
     ) -> Result<SessionKey, SaveError> {
         match self.backend.create(session_state, std_ttl(ttl)).await {
-            Ok(id) => actix_key(id).map_err(SaveError::Other),
+            Ok(id) => key_of(&id).map_err(|err| SaveError::Other(anyhow::Error::new(err))),
             Err(err) => {
                 tracing::error!(backend = self.backend.name(), error = %err, "session create failed");
                 Err(SaveError::Other(anyhow::Error::new(err)))
@@ -359,11 +361,6 @@ fn load_error(err: LoadError) -> BackendError {
         LoadError::Deserialization(err) => BackendError::Corrupt(err.to_string()),
         LoadError::Other(err) => BackendError::unavailable(err.to_string()),
     }
-}
-
-fn key_of(id: &SessionId) -> Result<SessionKey, BackendError> {
-    SessionKey::try_from(id.expose().to_owned())
-        .map_err(|_| BackendError::other("session ID refused by the actix-session store"))
 }
 
 #[async_trait]
