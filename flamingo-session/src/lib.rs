@@ -110,6 +110,7 @@
 
 pub mod backend;
 pub mod config;
+mod directory;
 pub mod health;
 pub mod middleware;
 pub mod registry;
@@ -125,8 +126,10 @@ pub use backend::memory::{self, MemoryBackend};
 #[cfg(feature = "redis")]
 pub use backend::redis::{self, RedisBackend};
 pub use backend::{
-    BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState,
+    BackendError, HealthStatus, IndexedSession, SaveOutcome, SessionBackend, SessionChange,
+    SessionId, SessionOwner, SessionState,
 };
+pub use directory::{DirectoryError, NoSessionMiddleware, SessionDirectory};
 pub use config::{SaveMode, SessionConfig};
 pub use flamingo_macros::SessionValue;
 pub use middleware::{compat::BackendStore, SessionMiddleware, SessionUnavailable};

@@ -7,7 +7,7 @@ use actix_web::{dev::Payload, FromRequest, HttpRequest, ResponseError};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    backend::SessionId,
+    backend::{SessionId, SessionOwner},
     config::SaveMode,
     middleware::{state::State, SessionUnavailable},
     value::{self, DecodeError, EnvelopeRef, SessionValue},
@@ -645,7 +645,41 @@ impl Session {
     /// ```
     pub fn renew(&self) {
         match &self.backing {
-            Backing::Own(state) => state.borrow_mut().renewed = true,
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                state.renewed = true;
+                state.owner = None;
+            }
+            Backing::Actix(session) => session.renew(),
+        }
+    }
+
+    /// Renews the session (as [`renew`](Self::renew)) and stores it, under its new ID, in the
+    /// index of `owner`: the backend can then list it and end it with the owner's other
+    /// sessions ([`SessionDirectory`](crate::SessionDirectory)). flamingo-auth calls it at login
+    /// with the user's broker and subject. A plain `renew` (a logout, say) takes the session out
+    /// of the index again.
+    ///
+    /// On a backend without an index, and under actix-session's own middleware, this is a plain
+    /// `renew`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use flamingo_session::{backend::SessionOwner, Session, SessionError};
+    /// fn login(session: &Session, user: &str) -> Result<(), Box<dyn std::error::Error>> {
+    ///     session.renew_for(SessionOwner::new(format!("local\u{1f}{user}"))?);
+    ///     session.store("user", user.to_owned())?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn renew_for(&self, owner: SessionOwner) {
+        match &self.backing {
+            Backing::Own(state) => {
+                let mut state = state.borrow_mut();
+                state.renewed = true;
+                state.owner = Some(owner);
+            }
             Backing::Actix(session) => session.renew(),
         }
     }
@@ -667,6 +701,7 @@ impl Session {
                 let mut state = state.borrow_mut();
                 state.purged = true;
                 state.renewed = false;
+                state.owner = None;
                 state.cleared = false;
                 state.data.clear();
                 state.dirty.clear();

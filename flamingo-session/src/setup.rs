@@ -287,6 +287,11 @@ impl Sessions {
         SessionRepository::new(self.inner.backend.clone(), self.inner.config.max_age)
     }
 
+    /// The owners' session indexes and the leases of the backend in use, outside a request.
+    pub fn directory(&self) -> crate::SessionDirectory {
+        crate::SessionDirectory::new(self.inner.backend.clone())
+    }
+
     /// Mounts the health endpoint at Flamingo's `/status/healthcheck` and registers the app data
     /// it needs; use with `App::configure`.
     pub fn configure(&self) -> impl FnOnce(&mut web::ServiceConfig) + 'static {

@@ -51,6 +51,30 @@ impl SessionId {
         )
     }
 
+    /// A fresh ID for a session of `owner`: the owner's three-character
+    /// [`tag`](crate::backend::SessionOwner::tag), then 30 random bytes (240 bits) base64url
+    /// (43 characters in all). The tag is what puts an owner's sessions and index into one Redis
+    /// Cluster hash slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_session::{backend::SessionOwner, SessionId};
+    ///
+    /// let owner = SessionOwner::new("broker\u{1f}subject").unwrap();
+    /// let id = SessionId::generate_for(&owner);
+    /// assert_eq!(id.expose().len(), 43);
+    /// assert_eq!(&id.expose()[..3], owner.tag());
+    /// ```
+    pub fn generate_for(owner: &crate::backend::SessionOwner) -> SessionId {
+        let mut bytes = [0u8; 30];
+        rand::rng().fill_bytes(&mut bytes);
+        let mut text = String::with_capacity(43);
+        text.push_str(owner.tag());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut text);
+        SessionId(text.into_boxed_str())
+    }
+
     /// Checks `text` and makes an ID of it.
     ///
     /// # Errors

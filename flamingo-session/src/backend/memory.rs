@@ -10,7 +10,7 @@
 //! single-instance apps.
 
 use std::{
-    collections::HashMap,
+    collections::{hash_map, HashMap},
     hash::{BuildHasher, Hash, Hasher},
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -22,8 +22,9 @@ use std::{
 use async_trait::async_trait;
 
 use crate::backend::{
-    check_length, encoded_len, BackendError, HealthStatus, SaveOutcome, SessionBackend,
-    SessionChange, SessionId, SessionState,
+    check_length, encoded_len, index::lease_key, unix_now, BackendError, HealthStatus,
+    IndexedSession, Leases, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionIndex,
+    SessionOwner, SessionState,
 };
 
 /// Number of shards: enough that the 2–64 worker threads of an actix server rarely meet on one
@@ -38,6 +39,10 @@ const CREATE_ATTEMPTS: usize = 16;
 struct Entry {
     state: SessionState,
     expires_at: Instant,
+    /// The owner's key and the creation time (Unix seconds), for a session in an owner's index.
+    owner: Option<(Arc<str>, u64)>,
+    /// Unix seconds of the last write or touch.
+    last_seen: u64,
 }
 
 impl Entry {
@@ -54,6 +59,10 @@ struct Inner {
     shard_capacity: usize,
     store_length: usize,
     creates: AtomicUsize,
+    /// Owner key → the IDs of its sessions. Locked before a shard, never while holding one.
+    owners: Mutex<HashMap<Arc<str>, Vec<SessionId>>>,
+    /// Lease key → (holder, expiry).
+    leases: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// The memory backend: bounded, per-session TTL, atomic merges.
@@ -133,6 +142,8 @@ impl MemoryBackend {
                 shard_capacity: (capacity / SHARDS).max(1),
                 store_length: options.store_length,
                 creates: AtomicUsize::new(0),
+                owners: Mutex::new(HashMap::new()),
+                leases: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -168,7 +179,9 @@ impl MemoryBackend {
         match shard.get_mut(id) {
             Some(entry) if entry.live(now) => Some(f(entry)),
             Some(_) => {
-                shard.remove(id);
+                let gone = shard.remove(id);
+                drop(shard);
+                self.unindex(gone.into_iter().map(|entry| (id.clone(), entry)));
                 None
             }
             None => None,
@@ -177,35 +190,137 @@ impl MemoryBackend {
 
     fn sweep(&self, index: usize) {
         let now = Instant::now();
-        lock(&self.inner.shards[index % SHARDS]).retain(|_, entry| entry.live(now));
+        let mut gone = Vec::new();
+        lock(&self.inner.shards[index % SHARDS]).retain(|id, entry| {
+            let live = entry.live(now);
+            if !live && entry.owner.is_some() {
+                gone.push((id.clone(), std::mem::take(&mut entry.owner)));
+            }
+            live
+        });
+        self.unindex_owners(gone);
+    }
+
+    /// Takes removed sessions out of their owners' indexes (called with no shard locked).
+    fn unindex(&self, removed: impl IntoIterator<Item = (SessionId, Entry)>) {
+        self.unindex_owners(
+            removed
+                .into_iter()
+                .filter(|(_, entry)| entry.owner.is_some())
+                .map(|(id, entry)| (id, entry.owner)),
+        );
+    }
+
+    fn unindex_owners(&self, removed: impl IntoIterator<Item = (SessionId, Option<(Arc<str>, u64)>)>) {
+        let mut removed = removed.into_iter().peekable();
+        if removed.peek().is_none() {
+            return;
+        }
+        let mut owners = lock(&self.inner.owners);
+        for (id, owner) in removed {
+            let Some((owner, _)) = owner else { continue };
+            if let hash_map::Entry::Occupied(mut ids) = owners.entry(owner) {
+                ids.get_mut().retain(|other| other != &id);
+                if ids.get().is_empty() {
+                    ids.remove();
+                }
+            }
+        }
+    }
+
+    /// The live sessions of `ids`, dropping the others from `ids`.
+    fn live_of(&self, ids: &mut Vec<SessionId>) -> Vec<IndexedSession> {
+        let now = Instant::now();
+        let mut live = Vec::with_capacity(ids.len());
+        ids.retain(|id| {
+            let shard = self.shard(id);
+            match shard.get(id) {
+                Some(entry) if entry.live(now) => {
+                    live.push(IndexedSession {
+                        id: id.clone(),
+                        created: entry.owner.as_ref().map_or(0, |(_, created)| *created),
+                        last_seen: entry.last_seen,
+                    });
+                    true
+                }
+                _ => false,
+            }
+        });
+        live.sort_by_key(|session| session.created);
+        live
+    }
+
+    /// Sweeps one shard on every [`SWEEP_EVERY`]th create (called with no lock held).
+    fn count_create(&self) {
+        let count = self.inner.creates.fetch_add(1, Ordering::Relaxed);
+        if count.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(count / SWEEP_EVERY);
+        }
+    }
+
+    /// Inserts `entry` under a fresh ID (from `generate`) into its shard, making room first;
+    /// answers the ID and the sessions evicted to make room (for [`unindex`](Self::unindex)).
+    #[allow(clippy::type_complexity)]
+    fn insert_new(
+        &self,
+        entry: Entry,
+        generate: impl Fn() -> SessionId,
+    ) -> Result<(SessionId, Vec<(SessionId, Entry)>), BackendError> {
+        let now = Instant::now();
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = generate();
+            let mut shard = self.shard(&id);
+            if shard.get(&id).is_some_and(|e| e.live(now)) {
+                continue;
+            }
+            let evicted = make_room(&mut shard, self.inner.shard_capacity, now);
+            shard.insert(id.clone(), entry);
+            return Ok((id, evicted));
+        }
+        Err(BackendError::other(format!(
+            "could not find a free session ID in {CREATE_ATTEMPTS} attempts"
+        )))
     }
 }
 
 /// A poisoned lock only means another thread panicked while holding it; every step under the
 /// lock leaves the map consistent, so go on.
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Makes room for one more entry in a full shard: the expired ones go, then the one closest to
-/// expiry.
-fn make_room(shard: &mut Shard, capacity: usize, now: Instant) {
+/// expiry. Answers the removed sessions.
+fn make_room(shard: &mut Shard, capacity: usize, now: Instant) -> Vec<(SessionId, Entry)> {
+    let mut removed = Vec::new();
     if shard.len() < capacity {
-        return;
+        return removed;
     }
-    shard.retain(|_, entry| entry.live(now));
+    let expired: Vec<SessionId> = shard
+        .iter()
+        .filter(|(_, entry)| !entry.live(now))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in expired {
+        if let Some(entry) = shard.remove(&id) {
+            removed.push((id, entry));
+        }
+    }
     if shard.len() < capacity {
-        return;
+        return removed;
     }
     let oldest = shard
         .iter()
         .min_by_key(|(_, entry)| entry.expires_at)
         .map(|(id, _)| id.clone());
     if let Some(id) = oldest {
-        shard.remove(&id);
+        if let Some(entry) = shard.remove(&id) {
+            removed.push((id, entry));
+        }
     }
+    removed
 }
 
 #[async_trait]
@@ -220,28 +335,16 @@ impl SessionBackend for MemoryBackend {
 
     async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         check_length(&state, self.inner.store_length)?;
-        let count = self.inner.creates.fetch_add(1, Ordering::Relaxed);
-        if count.is_multiple_of(SWEEP_EVERY) {
-            self.sweep(count / SWEEP_EVERY);
-        }
-        let now = Instant::now();
         let entry = Entry {
             state,
-            expires_at: now + ttl,
+            expires_at: Instant::now() + ttl,
+            owner: None,
+            last_seen: unix_now(),
         };
-        for _ in 0..CREATE_ATTEMPTS {
-            let id = SessionId::generate();
-            let mut shard = self.shard(&id);
-            if shard.get(&id).is_some_and(|e| e.live(now)) {
-                continue;
-            }
-            make_room(&mut shard, self.inner.shard_capacity, now);
-            shard.insert(id.clone(), entry);
-            return Ok(id);
-        }
-        Err(BackendError::other(format!(
-            "could not find a free session ID in {CREATE_ATTEMPTS} attempts"
-        )))
+        self.count_create();
+        let (id, evicted) = self.insert_new(entry, SessionId::generate)?;
+        self.unindex(evicted);
+        Ok(id)
     }
 
     async fn save(
@@ -281,6 +384,7 @@ impl SessionBackend for MemoryBackend {
                 }
             }
             entry.expires_at = Instant::now() + ttl;
+            entry.last_seen = unix_now();
             Ok(())
         });
         match outcome {
@@ -291,17 +395,142 @@ impl SessionBackend for MemoryBackend {
 
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
         Ok(self
-            .with_live(id, |entry| entry.expires_at = Instant::now() + ttl)
+            .with_live(id, |entry| {
+                entry.expires_at = Instant::now() + ttl;
+                entry.last_seen = unix_now();
+            })
             .map_or(SaveOutcome::Gone, |()| SaveOutcome::Saved))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), BackendError> {
-        self.shard(id).remove(id);
+        let removed = self.shard(id).remove(id);
+        self.unindex(removed.map(|entry| (id.clone(), entry)));
         Ok(())
     }
 
     async fn health(&self) -> HealthStatus {
         HealthStatus::up()
+    }
+
+    fn index(&self) -> Option<&dyn SessionIndex> {
+        Some(self)
+    }
+
+    fn leases(&self) -> Option<&dyn Leases> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl SessionIndex for MemoryBackend {
+    async fn create_owned(
+        &self,
+        owner: &SessionOwner,
+        state: SessionState,
+        ttl: Duration,
+    ) -> Result<SessionId, BackendError> {
+        check_length(&state, self.inner.store_length)?;
+        let key: Arc<str> = owner.key().into();
+        let now = unix_now();
+        let entry = Entry {
+            state,
+            expires_at: Instant::now() + ttl,
+            owner: Some((key.clone(), now)),
+            last_seen: now,
+        };
+        self.count_create();
+        // Under the index lock, so that an `end_all` sees this session or runs before it exists.
+        let mut owners = lock(&self.inner.owners);
+        let (id, evicted) = self.insert_new(entry, || SessionId::generate_for(owner))?;
+        owners.entry(key).or_default().push(id.clone());
+        drop(owners);
+        self.unindex(evicted);
+        Ok(id)
+    }
+
+    async fn list(&self, owner: &SessionOwner) -> Result<Vec<IndexedSession>, BackendError> {
+        let mut owners = lock(&self.inner.owners);
+        let Some(ids) = owners.get_mut(owner.key()) else {
+            return Ok(Vec::new());
+        };
+        let live = self.live_of(ids);
+        if ids.is_empty() {
+            owners.remove(owner.key());
+        }
+        Ok(live)
+    }
+
+    async fn end(&self, owner: &SessionOwner, id: &SessionId) -> Result<bool, BackendError> {
+        let mut owners = lock(&self.inner.owners);
+        let Some(ids) = owners.get_mut(owner.key()) else {
+            return Ok(false);
+        };
+        let Some(at) = ids.iter().position(|other| other == id) else {
+            return Ok(false);
+        };
+        ids.swap_remove(at);
+        if ids.is_empty() {
+            owners.remove(owner.key());
+        }
+        let removed = self.shard(id).remove(id);
+        Ok(removed.is_some_and(|entry| entry.live(Instant::now())))
+    }
+
+    async fn end_all(&self, owner: &SessionOwner) -> Result<usize, BackendError> {
+        let mut owners = lock(&self.inner.owners);
+        let Some(ids) = owners.remove(owner.key()) else {
+            return Ok(0);
+        };
+        let now = Instant::now();
+        Ok(ids
+            .iter()
+            .filter(|id| self.shard(id).remove(id).is_some_and(|entry| entry.live(now)))
+            .count())
+    }
+}
+
+#[async_trait]
+impl Leases for MemoryBackend {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BackendError> {
+        let now = Instant::now();
+        let mut leases = lock(&self.inner.leases);
+        if leases.len() > 1024 {
+            leases.retain(|_, (_, expires)| *expires > now);
+        }
+        match leases.entry(lease_key(name)) {
+            hash_map::Entry::Occupied(mut lease) => {
+                let (held_by, expires) = lease.get();
+                if *expires > now && held_by != holder {
+                    return Ok(false);
+                }
+                lease.insert((holder.to_owned(), now + ttl));
+            }
+            hash_map::Entry::Vacant(free) => {
+                free.insert((holder.to_owned(), now + ttl));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn renew(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BackendError> {
+        let now = Instant::now();
+        let mut leases = lock(&self.inner.leases);
+        match leases.get_mut(&lease_key(name)) {
+            Some((held_by, expires)) if held_by == holder && *expires > now => {
+                *expires = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), BackendError> {
+        let key = lease_key(name);
+        let mut leases = lock(&self.inner.leases);
+        if leases.get(&key).is_some_and(|(held_by, _)| held_by == holder) {
+            leases.remove(&key);
+        }
+        Ok(())
     }
 }
 

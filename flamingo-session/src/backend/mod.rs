@@ -39,11 +39,13 @@ pub mod conformance;
 #[cfg(feature = "file")]
 pub mod file;
 mod id;
+pub mod index;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
 pub use id::{InvalidSessionId, SessionId};
+pub use index::{IndexedSession, InvalidSessionOwner, Leases, SessionIndex, SessionOwner};
 
 /// The data of one session: key → the value's JSON text.
 pub type SessionState = HashMap<String, String>;
@@ -278,6 +280,25 @@ pub trait SessionBackend: Send + Sync + 'static {
     fn can_hold_tokens(&self) -> bool {
         true
     }
+
+    /// The backend's per-owner session index, if it keeps one (memory, file and Redis do).
+    /// Default: `None`; a custom backend that offers one is held to its
+    /// [contract](crate::backend::index) by [`conformance::run`].
+    fn index(&self) -> Option<&dyn SessionIndex> {
+        None
+    }
+
+    /// The backend's leases, if it offers them (memory, file and Redis do). Default: `None`.
+    fn leases(&self) -> Option<&dyn Leases> {
+        None
+    }
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The encoded size of a state, as counted against `store.length`: the sum of key and value

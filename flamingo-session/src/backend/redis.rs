@@ -3,14 +3,24 @@
 //!
 //! # Data model
 //!
-//! One Redis HASH per session, at `<keyPrefix><session key>` (`keyPrefix` defaults to
-//! `session:`). Each session key is a hash field whose value is the stored JSON text as it is,
-//! so `redis-cli HGETALL session:<key>` shows readable values.
+//! One Redis HASH per session, at `<keyPrefix>{<first 3 characters of the ID>}<the rest>`
+//! (`keyPrefix` defaults to `session:`). The braces make the ID's first three characters the
+//! Redis Cluster hash tag: a session of an owner ([`SessionIndex`]) has an ID that starts with
+//! the owner's [tag](SessionOwner::tag), so it lives in the same hash slot as the owner's index.
+//! Each session key is a hash field whose value is the stored JSON text as it is, so
+//! `redis-cli HGETALL 'session:{abc}...'` shows readable values.
 //!
 //! The hash always carries one extra field, [`SIZE_FIELD`] (`__flamingo.size`), the encoded size
 //! of the data, written by every write: a Redis hash with no fields does not exist, and an empty
-//! session must. [`load`] strips it, and its name is reserved: storing a value under it is
-//! refused.
+//! session must. A session in an owner's index also carries `__flamingo.owner` (the index's key)
+//! and `__flamingo.created`. [`load`] strips them, and the prefix `__flamingo.` is reserved:
+//! storing a value under it is refused.
+//!
+//! An owner's index is a sorted set at `<keyPrefix>{<tag>}:owner:<owner key>`: each member a
+//! session ID, scored with the Unix second it was last written or its expiry last slid. Its
+//! TTL is kept at least as long as its longest-lived session's. Listing drops the members whose
+//! session is gone; ending them deletes the sessions. Leases are plain strings at
+//! `<keyPrefix>lease:<hash of the name>`.
 //!
 //! # Writes
 //!
@@ -29,7 +39,8 @@
 //!   [`SaveOutcome::Gone`]: a dead session stays dead;
 //! - touch: `PEXPIRE` (a missing session stays missing); delete: `DEL`; load: `HGETALL`.
 //!
-//! Each script touches exactly one key, hence one hash slot: all of it works on a cluster.
+//! Each script touches one session key, and for an owned session its owner's index, which
+//! shares its hash slot: all of it works on a cluster.
 //!
 //! # Connections
 //!
@@ -74,8 +85,9 @@ use tracing::Instrument as _;
 
 use crate::{
     backend::{
-        check_length, encoded_len, BackendError, HealthStatus, SaveOutcome, SessionBackend,
-        SessionChange, SessionId, SessionState,
+        check_length, encoded_len, index::lease_key, unix_now, BackendError, HealthStatus,
+        IndexedSession, Leases, SaveOutcome, SessionBackend, SessionChange, SessionId,
+        SessionIndex, SessionOwner, SessionState,
     },
     config::{ConfigError, RedisConfig, RedisConnection},
 };
@@ -90,6 +102,21 @@ pub const SIZE_FIELD: &str = "__flamingo.size";
 /// random IDs does not happen in practice; the bound only guards against a broken generator).
 pub const CREATE_ATTEMPTS: usize = 8;
 
+/// The prefix of the hash fields this backend keeps beside the data (the one
+/// [`Session`](crate::Session) reserves).
+const META_PREFIX: &str = "__flamingo.";
+
+/// The Lua function every write of an owned session ends with: the index member's score becomes
+/// now, and the index lives at least as long as the session.
+const SEEN: &str = r"
+local function seen(index, id, now, ttl)
+  redis.call('ZADD', index, now, id)
+  if redis.call('PTTL', index) < tonumber(ttl) then
+    redis.call('PEXPIRE', index, ttl)
+  end
+end
+";
+
 /// `KEYS[1]` the session; `ARGV[1]` TTL in ms, then the size field and its value, then the
 /// field/value pairs. Returns 1 when written, 0 when the key already exists.
 const CREATE_SCRIPT: &str = r"
@@ -101,34 +128,57 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, then the size field and its value, then the
-/// field/value pairs. Returns 1 when written, 0 when the session is not stored (it stays dead):
-/// the `DEL` that clears the old fields tells whether there were any.
+/// `KEYS[1]` the session, `KEYS[2]` the owner's index; `ARGV[1]` TTL in ms, `ARGV[2]` now (Unix
+/// seconds), `ARGV[3]` the session ID, then the size field and its value, then the field/value
+/// pairs. Returns 1 when written, 0 when the key already exists.
+const CREATE_OWNED_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], '__flamingo.owner', KEYS[2], '__flamingo.created', ARGV[2], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+seen(KEYS[2], ARGV[3], ARGV[2], ARGV[1])
+return 1
+";
+
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID, then the
+/// size field and its value, then the field/value pairs. Returns 1 when written, 0 when the
+/// session is not stored (it stays dead): the `DEL` that clears the old fields tells whether
+/// there were any. An owned session keeps its owner and creation time.
 const REPLACE_SCRIPT: &str = r"
+local meta = redis.call('HMGET', KEYS[1], '__flamingo.owner', '__flamingo.created')
 if redis.call('DEL', KEYS[1]) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if meta[1] then
+  redis.call('HSET', KEYS[1], '__flamingo.owner', meta[1], '__flamingo.created', meta[2])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if meta[1] then
+  seen(meta[1], ARGV[3], ARGV[2], ARGV[1])
+end
 return 1
 ";
 
 /// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size field, `ARGV[3]` the size
-/// limit (0 = none), `ARGV[4]` the number n of removed fields, `ARGV[5 .. 4+n]` those fields,
-/// then field/value pairs to set. The new size is the stored one minus the old values of the
-/// changed fields (one `HMGET`) plus the new ones, so only the changed fields are looked at.
-/// Returns `{1, size}` when written, `{0, size}` when the merged state (`size` bytes) exceeds the
-/// limit and nothing was written, `{-1, 0}` when the session is not stored (it stays dead).
+/// limit (0 = none), `ARGV[4]` now, `ARGV[5]` the session ID, `ARGV[6]` the number n of removed
+/// fields, `ARGV[7 .. 6+n]` those fields, then field/value pairs to set. The new size is the
+/// stored one minus the old values of the changed fields (one `HMGET`) plus the new ones, so
+/// only the changed fields are looked at. Returns `{1, size}` when written, `{0, size}` when the
+/// merged state (`size` bytes) exceeds the limit and nothing was written, `{-1, 0}` when the
+/// session is not stored (it stays dead).
 const MERGE_SCRIPT: &str = r"
 local key = KEYS[1]
-local stored = redis.call('HGET', key, ARGV[2])
+local meta = redis.call('HMGET', key, ARGV[2], '__flamingo.owner')
+local stored = meta[1]
 if not stored then
   return {-1, 0}
 end
-local limit, removed = tonumber(ARGV[3]), tonumber(ARGV[4])
-local first_set = 5 + removed
+local limit, removed = tonumber(ARGV[3]), tonumber(ARGV[6])
+local first_set = 7 + removed
 local names = {}
-for i = 5, first_set - 1 do
+for i = 7, first_set - 1 do
   names[#names + 1] = ARGV[i]
 end
 for i = first_set, #ARGV, 2 do
@@ -150,11 +200,100 @@ if limit > 0 and size > limit then
   return {0, size}
 end
 if removed > 0 then
-  redis.call('HDEL', key, unpack(ARGV, 5, first_set - 1))
+  redis.call('HDEL', key, unpack(ARGV, 7, first_set - 1))
 end
 redis.call('HSET', key, ARGV[2], size, unpack(ARGV, first_set))
 redis.call('PEXPIRE', key, ARGV[1])
+if meta[2] then
+  seen(meta[2], ARGV[5], ARGV[4], ARGV[1])
+end
 return {1, size}
+";
+
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID. Returns
+/// 1 when the session is stored (its TTL set), 0 when it is not.
+const TOUCH_SCRIPT: &str = r"
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+local owner = redis.call('HGET', KEYS[1], '__flamingo.owner')
+if owner then
+  seen(owner, ARGV[3], ARGV[2], ARGV[1])
+end
+return 1
+";
+
+/// The Lua function that names a session's key from its ID (as [`RedisBackend`] does).
+const SESSION_KEY: &str = r"
+local function session_key(prefix, id)
+  return prefix .. '{' .. string.sub(id, 1, 3) .. '}' .. string.sub(id, 4)
+end
+";
+
+/// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix. Returns `{id, created, last seen, ...}`
+/// for the live sessions, oldest first, and drops the others from the index.
+const LIST_SCRIPT: &str = r"
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local live = {}
+for i = 1, #members, 2 do
+  local created = redis.call('HGET', session_key(ARGV[1], members[i]), '__flamingo.created')
+  if created then
+    live[#live + 1] = members[i]
+    live[#live + 1] = created
+    live[#live + 1] = members[i + 1]
+  else
+    redis.call('ZREM', KEYS[1], members[i])
+  end
+end
+return live
+";
+
+/// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix, `ARGV[2]` the session ID. Returns 1
+/// when a live session of the owner was ended, 0 otherwise.
+const END_SCRIPT: &str = r"
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
+  return 0
+end
+return redis.call('DEL', session_key(ARGV[1], ARGV[2]))
+";
+
+/// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix. Deletes every session in the index
+/// and the index; returns how many sessions were live.
+const END_ALL_SCRIPT: &str = r"
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local ended = 0
+for i = 1, #members do
+  ended = ended + redis.call('DEL', session_key(ARGV[1], members[i]))
+end
+redis.call('DEL', KEYS[1])
+return ended
+";
+
+/// `KEYS[1]` the lease; `ARGV[1]` the holder, `ARGV[2]` TTL in ms. Returns 1 when taken (free,
+/// or already held by this holder), 0 when someone else holds it.
+const ACQUIRE_SCRIPT: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// `KEYS[1]` the lease; `ARGV[1]` the holder, `ARGV[2]` TTL in ms. Returns 1 when renewed.
+const RENEW_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+";
+
+/// `KEYS[1]` the lease; `ARGV[1]` the holder. Deletes the lease if this holder holds it.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 ";
 
 /// Why the Redis backend failed; the source of [`BackendError::Unavailable`] and
@@ -205,8 +344,8 @@ pub enum RedisBackendError {
         /// The configured timeout.
         timeout: Duration,
     },
-    /// A session value was to be stored under the reserved field name [`SIZE_FIELD`].
-    #[error("the session key {SIZE_FIELD:?} is reserved by the Redis session backend")]
+    /// A session value was to be stored under a field name starting with `__flamingo.`.
+    #[error("session keys starting with \"__flamingo.\" are reserved by the Redis session backend")]
     ReservedKey,
     /// A script answered something this backend never returns (another program wrote there).
     #[error("Redis at {hosts}: unexpected answer to {operation}")]
@@ -255,8 +394,36 @@ impl ConnectionLike for Conn {
 
 struct Scripts {
     create: Script,
+    create_owned: Script,
     replace: Script,
     merge: Script,
+    touch: Script,
+    list: Script,
+    end: Script,
+    end_all: Script,
+    acquire: Script,
+    renew: Script,
+    release: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let with_seen = |body: &str| Script::new(&format!("{SEEN}{body}"));
+        let with_key = |body: &str| Script::new(&format!("{SESSION_KEY}{body}"));
+        Scripts {
+            create: Script::new(CREATE_SCRIPT),
+            create_owned: with_seen(CREATE_OWNED_SCRIPT),
+            replace: with_seen(REPLACE_SCRIPT),
+            merge: with_seen(MERGE_SCRIPT),
+            touch: with_seen(TOUCH_SCRIPT),
+            list: with_key(LIST_SCRIPT),
+            end: with_key(END_SCRIPT),
+            end_all: with_key(END_ALL_SCRIPT),
+            acquire: Script::new(ACQUIRE_SCRIPT),
+            renew: Script::new(RENEW_SCRIPT),
+            release: Script::new(RELEASE_SCRIPT),
+        }
+    }
 }
 
 /// The Redis session backend: standalone or cluster, ACL user and password, database, TLS.
@@ -384,6 +551,14 @@ impl RedisBackend {
             "" => "session:".to_owned(),
             prefix => prefix.to_owned(),
         };
+        if key_prefix.contains(['{', '}']) {
+            return Err(BackendError::other(RedisBackendError::Config(ConfigError {
+                key: "flamingo.session.redis.keyPrefix".to_owned(),
+                message: "must not contain { or }: the first characters of a session ID are \
+                          its Redis Cluster hash tag"
+                    .to_owned(),
+            })));
+        }
         tracing::info!(
             hosts = %hosts,
             cluster = redis.cluster_mode,
@@ -401,11 +576,7 @@ impl RedisBackend {
             id,
             connector,
             count,
-            scripts: Scripts {
-                create: Script::new(CREATE_SCRIPT),
-                replace: Script::new(REPLACE_SCRIPT),
-                merge: Script::new(MERGE_SCRIPT),
-            },
+            scripts: Scripts::new(),
             key_prefix,
             store_length,
             timeout,
@@ -427,11 +598,27 @@ impl RedisBackend {
         &self.key_prefix
     }
 
+    /// `<prefix>{abc}<rest>` for the ID `abc<rest>`: the first three characters are the hash
+    /// tag (an ID has at least 22).
     fn redis_key(&self, id: &SessionId) -> String {
-        let mut key = String::with_capacity(self.key_prefix.len() + id.expose().len());
+        let (tag, rest) = id.expose().split_at(3);
+        let mut key = String::with_capacity(self.key_prefix.len() + id.expose().len() + 2);
         key.push_str(&self.key_prefix);
-        key.push_str(id.expose());
+        key.push('{');
+        key.push_str(tag);
+        key.push('}');
+        key.push_str(rest);
         key
+    }
+
+    /// `<prefix>{<tag>}:owner:<owner key>`: in the hash slot of the owner's sessions, and never
+    /// a session's key (an ID holds no `:`).
+    fn index_key(&self, owner: &SessionOwner) -> String {
+        format!("{}{{{}}}:owner:{}", self.key_prefix, owner.tag(), owner.key())
+    }
+
+    fn lease_key(&self, name: &str) -> String {
+        format!("{}lease:{}", self.key_prefix, lease_key(name))
     }
 
     /// The next of this thread's connections, opened on first use in the thread. Connections
@@ -563,7 +750,7 @@ impl SessionBackend for RedisBackend {
                     "a stored session key or value is not UTF-8 text".to_owned(),
                 ));
             };
-            if field != SIZE_FIELD {
+            if !field.starts_with(META_PREFIX) {
                 state.insert(field, value);
             }
         }
@@ -625,7 +812,12 @@ impl SessionBackend for RedisBackend {
                 let written = self
                     .run("save", |mut conn| {
                         let mut invocation = self.scripts.replace.key(&redis_key);
-                        invocation.arg(ttl_millis(ttl)).arg(SIZE_FIELD).arg(size);
+                        invocation
+                            .arg(ttl_millis(ttl))
+                            .arg(unix_now())
+                            .arg(id.expose())
+                            .arg(SIZE_FIELD)
+                            .arg(size);
                         for (field, value) in &state {
                             invocation.arg(field).arg(value);
                         }
@@ -645,7 +837,7 @@ impl SessionBackend for RedisBackend {
                 check_length(&set, self.store_length)?;
                 let remove: Vec<String> = remove
                     .into_iter()
-                    .filter(|field| field != SIZE_FIELD && !set.contains_key(field))
+                    .filter(|field| !field.starts_with(META_PREFIX) && !set.contains_key(field))
                     .collect();
                 let (written, size) = self
                     .run("save", |mut conn| {
@@ -654,6 +846,8 @@ impl SessionBackend for RedisBackend {
                             .arg(ttl_millis(ttl))
                             .arg(SIZE_FIELD)
                             .arg(self.store_length)
+                            .arg(unix_now())
+                            .arg(id.expose())
                             .arg(remove.len())
                             .arg(&remove);
                         for (field, value) in &set {
@@ -681,14 +875,12 @@ impl SessionBackend for RedisBackend {
         let redis_key = self.redis_key(id);
         let touched = self
             .run("touch", |mut conn| {
-                let redis_key = &redis_key;
-                async move {
-                    redis::cmd("PEXPIRE")
-                        .arg(redis_key)
-                        .arg(ttl_millis(ttl))
-                        .query_async::<i64>(&mut conn)
-                        .await
-                }
+                let mut invocation = self.scripts.touch.key(&redis_key);
+                invocation
+                    .arg(ttl_millis(ttl))
+                    .arg(unix_now())
+                    .arg(id.expose());
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
             })
             .instrument(span)
             .await?;
@@ -729,11 +921,167 @@ impl SessionBackend for RedisBackend {
             Err(err) => HealthStatus::down(err.to_string()),
         }
     }
+
+    fn index(&self) -> Option<&dyn SessionIndex> {
+        Some(self)
+    }
+
+    fn leases(&self) -> Option<&dyn Leases> {
+        Some(self)
+    }
 }
 
-/// Refuses the reserved [`SIZE_FIELD`] as a session key.
+#[async_trait]
+impl SessionIndex for RedisBackend {
+    async fn create_owned(
+        &self,
+        owner: &SessionOwner,
+        state: SessionState,
+        ttl: Duration,
+    ) -> Result<SessionId, BackendError> {
+        check_reserved(state.keys())?;
+        check_length(&state, self.store_length)?;
+        let size = encoded_len(&state);
+        let index_key = self.index_key(owner);
+        let span = tracing::debug_span!(
+            "flamingo_session.redis.create_owned",
+            session = tracing::field::Empty
+        );
+        let record = span.clone();
+        async {
+            for _ in 0..CREATE_ATTEMPTS {
+                let id = SessionId::generate_for(owner);
+                record.record("session", tracing::field::display(&id));
+                let redis_key = self.redis_key(&id);
+                let written = self
+                    .run("create", |mut conn| {
+                        let mut invocation = self.scripts.create_owned.key(&redis_key);
+                        invocation
+                            .key(&index_key)
+                            .arg(ttl_millis(ttl))
+                            .arg(unix_now())
+                            .arg(id.expose())
+                            .arg(SIZE_FIELD)
+                            .arg(size);
+                        for (field, value) in &state {
+                            invocation.arg(field).arg(value);
+                        }
+                        async move { invocation.invoke_async::<i64>(&mut conn).await }
+                    })
+                    .await?;
+                match written {
+                    1 => return Ok(id),
+                    0 => tracing::debug!("session ID collision; trying another ID"),
+                    _ => return Err(self.unexpected("create")),
+                }
+            }
+            Err(BackendError::other(format!(
+                "no free session ID found in {CREATE_ATTEMPTS} attempts in Redis at {}",
+                self.hosts
+            )))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list(&self, owner: &SessionOwner) -> Result<Vec<IndexedSession>, BackendError> {
+        let index_key = self.index_key(owner);
+        let reply = self
+            .run("list sessions", |mut conn| {
+                let mut invocation = self.scripts.list.key(&index_key);
+                invocation.arg(&self.key_prefix);
+                async move { invocation.invoke_async::<Vec<String>>(&mut conn).await }
+            })
+            .await?;
+        let mut sessions = Vec::with_capacity(reply.len() / 3);
+        for entry in reply.chunks_exact(3) {
+            let (Ok(id), Ok(created), Ok(last_seen)) = (
+                SessionId::parse(&entry[0]),
+                entry[1].parse::<u64>(),
+                entry[2].parse::<f64>(),
+            ) else {
+                return Err(BackendError::Corrupt(
+                    "an owner's session index holds an entry that is not a session".to_owned(),
+                ));
+            };
+            sessions.push(IndexedSession {
+                id,
+                created,
+                // A score is a double holding a whole Unix second.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                last_seen: last_seen as u64,
+            });
+        }
+        sessions.sort_by_key(|session| session.created);
+        Ok(sessions)
+    }
+
+    async fn end(&self, owner: &SessionOwner, id: &SessionId) -> Result<bool, BackendError> {
+        let index_key = self.index_key(owner);
+        let ended = self
+            .run("end session", |mut conn| {
+                let mut invocation = self.scripts.end.key(&index_key);
+                invocation.arg(&self.key_prefix).arg(id.expose());
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
+            .await?;
+        Ok(ended == 1)
+    }
+
+    async fn end_all(&self, owner: &SessionOwner) -> Result<usize, BackendError> {
+        let index_key = self.index_key(owner);
+        let ended = self
+            .run("end sessions", |mut conn| {
+                let mut invocation = self.scripts.end_all.key(&index_key);
+                invocation.arg(&self.key_prefix);
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
+            .await?;
+        Ok(usize::try_from(ended).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Leases for RedisBackend {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BackendError> {
+        let key = self.lease_key(name);
+        let taken = self
+            .run("acquire lease", |mut conn| {
+                let mut invocation = self.scripts.acquire.key(&key);
+                invocation.arg(holder).arg(ttl_millis(ttl));
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn renew(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BackendError> {
+        let key = self.lease_key(name);
+        let renewed = self
+            .run("renew lease", |mut conn| {
+                let mut invocation = self.scripts.renew.key(&key);
+                invocation.arg(holder).arg(ttl_millis(ttl));
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), BackendError> {
+        let key = self.lease_key(name);
+        self.run("release lease", |mut conn| {
+            let mut invocation = self.scripts.release.key(&key);
+            invocation.arg(holder);
+            async move { invocation.invoke_async::<i64>(&mut conn).await }
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Refuses the reserved prefix `__flamingo.` as a session key.
 fn check_reserved<'a>(mut keys: impl Iterator<Item = &'a String>) -> Result<(), BackendError> {
-    if keys.any(|k| k == SIZE_FIELD) {
+    if keys.any(|k| k.starts_with(META_PREFIX)) {
         return Err(BackendError::other(RedisBackendError::ReservedKey));
     }
     Ok(())

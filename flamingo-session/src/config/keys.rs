@@ -241,6 +241,12 @@ pub(super) const KEYS: &[KeySpec] = &[
     spec("redis.keyPrefix", |c, s| {
         let prefix = s.string()?;
         let prefix = prefix.trim();
+        if prefix.contains(['{', '}']) {
+            return Err(s.fail(
+                "must not contain { or }: the first characters of a session ID are its Redis \
+                 Cluster hash tag",
+            ));
+        }
         c.redis.key_prefix = if prefix.is_empty() {
             DEFAULT_KEY_PREFIX.to_owned()
         } else {

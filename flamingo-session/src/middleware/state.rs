@@ -5,14 +5,18 @@ use std::{
     collections::HashSet,
     rc::Rc,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use actix_web::{cookie::Cookie, http::StatusCode, HttpMessage as _, HttpRequest, ResponseError};
 
 use super::cookie::{CookieCodec, Ticket};
+pub(crate) use crate::backend::unix_now;
 use crate::{
-    backend::{BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState},
+    backend::{
+        BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionOwner,
+        SessionState,
+    },
     config::SaveMode,
 };
 
@@ -47,6 +51,8 @@ pub(crate) struct State {
     pub(crate) renewed: bool,
     /// `purge` ran: the stored session is deleted; what is stored afterwards starts a new one.
     pub(crate) purged: bool,
+    /// `renew_for` ran: the new session goes into this owner's index.
+    pub(crate) owner: Option<SessionOwner>,
 }
 
 impl State {
@@ -59,6 +65,7 @@ impl State {
             cleared: false,
             renewed: false,
             purged: false,
+            owner: None,
         }
     }
 
@@ -93,12 +100,6 @@ impl ResponseError for SessionUnavailable {
     }
 }
 
-/// Now, in unix seconds.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// The session of `req` under our middleware: loaded on the first call, shared afterwards.
 /// `None` when the middleware is not in front of this request.
@@ -319,11 +320,12 @@ impl Shared {
         old: Option<&SessionId>,
     ) -> Result<CookieAction, CommitError> {
         let largest = largest_key(&state);
-        let id = self
-            .backend
-            .create(state.data, self.ttl(now, now))
-            .await
-            .map_err(|err| self.failed(err, largest))?;
+        let ttl = self.ttl(now, now);
+        let created = match (&state.owner, self.backend.index()) {
+            (Some(owner), Some(index)) => index.create_owned(owner, state.data, ttl).await,
+            _ => self.backend.create(state.data, ttl).await,
+        };
+        let id = created.map_err(|err| self.failed(err, largest))?;
         if let Some(old) = old {
             self.backend
                 .delete(old)

@@ -28,6 +28,11 @@
 //!   [`spawn_blocking`](tokio::task::spawn_blocking) task.
 //! - **Expired files are removed**: lazily when loaded, and by a background task every
 //!   `flamingo.session.fileCleanupInterval` (Flamingo never removes them).
+//! - **An owner's index** ([`SessionIndex`]) is one file, `.owner-<owner key>.json`, mapping
+//!   each session ID to its creation time; it is read and written under one of 256 more lock
+//!   files (`.ilock-00` to `.ilock-ff`), taken before a session's lock, so that ending all of an
+//!   owner's sessions and creating one never miss each other. A session's last use is its file's
+//!   modification time. Leases are `.lease-<hash>.json` files under the same locks.
 //!
 //! Files are created with mode `0600` and a folder this backend creates gets mode `0700` (on
 //! Unix).
@@ -48,9 +53,11 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use crate::backend::{
-    check_length, BackendError, HealthStatus, SaveOutcome, SessionBackend, SessionChange,
-    SessionId, SessionState,
+    check_length, BackendError, HealthStatus, Leases, SaveOutcome, SessionBackend, SessionChange,
+    SessionId, SessionIndex, SessionState,
 };
+
+mod index;
 
 /// The format version written into every file (`"v"`).
 const FORMAT_VERSION: u32 = 1;
@@ -361,6 +368,14 @@ impl SessionBackend for FileBackend {
     fn can_hold_tokens(&self) -> bool {
         true
     }
+
+    fn index(&self) -> Option<&dyn SessionIndex> {
+        Some(self)
+    }
+
+    fn leases(&self) -> Option<&dyn Leases> {
+        Some(self)
+    }
 }
 
 /// A session's ID with what the backend derives from it.
@@ -455,12 +470,17 @@ impl Folder {
 
     /// Takes the advisory file lock of a shard; it is released when the returned file closes.
     fn lock(&self, shard: u8) -> Result<File, BackendError> {
+        self.lock_file(&format!("{LOCK_PREFIX}{shard:02x}"))
+    }
+
+    /// Takes the advisory lock on the lock file `name` of the folder (created if missing).
+    fn lock_file(&self, name: &str) -> Result<File, BackendError> {
         let mut options = fs::OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options
-            .open(self.dir.join(format!("{LOCK_PREFIX}{shard:02x}")))
+            .open(self.dir.join(name))
             .map_err(|err| self.error("open a lock file", err))?;
         fs4::FileExt::lock(&file).map_err(|err| self.error("lock a lock file", err))?;
         Ok(file)
@@ -486,7 +506,11 @@ impl Folder {
     /// renamed over the target. With [`WriteMode::NoClobber`], returns `false` (and writes nothing)
     /// when the target exists.
     fn write(&self, id: &FileId, bytes: &[u8], mode: WriteMode) -> Result<bool, BackendError> {
-        let path = self.session_path(id);
+        self.write_path(&self.session_path(id), bytes, mode)
+    }
+
+    /// Writes any file of the folder atomically, as [`write`](Self::write) does.
+    fn write_path(&self, path: &Path, bytes: &[u8], mode: WriteMode) -> Result<bool, BackendError> {
         let mut builder = tempfile::Builder::new();
         builder.prefix(TMP_PREFIX);
         #[cfg(unix)]
@@ -503,11 +527,11 @@ impl Folder {
         }
         match mode {
             WriteMode::Overwrite => {
-                tmp.persist(&path)
+                tmp.persist(path)
                     .map_err(|err| self.error("replace a session file", err.error))?;
                 Ok(true)
             }
-            WriteMode::NoClobber => match tmp.persist_noclobber(&path) {
+            WriteMode::NoClobber => match tmp.persist_noclobber(path) {
                 Ok(_) => Ok(true),
                 // The temporary file is removed when `err.file` drops.
                 Err(err) if err.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -611,6 +635,12 @@ impl Folder {
             if name.starts_with(TMP_PREFIX) {
                 if self.remove_stale_tmp(&entry.path()) {
                     report.temporary += 1;
+                }
+                continue;
+            }
+            if let Some(kept) = index::sweep_entry(self, name) {
+                if let Err(err) = kept {
+                    tracing::warn!(error = %err, "could not clean up an owner index or a lease");
                 }
                 continue;
             }
@@ -837,6 +867,15 @@ fn decode(bytes: &[u8]) -> Result<(u64, SessionState), BackendError> {
         .collect();
     state.extend(file.text);
     Ok((file.expires, state))
+}
+
+/// The expiry of the session file at `path`; `None` when there is none.
+fn read_header_expiry(folder: &Folder, path: &Path) -> Result<Option<u64>, BackendError> {
+    match fs::read(path) {
+        Ok(bytes) => decode_header(&bytes).map(|header| Some(header.expires)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(folder.error("read a session file", err)),
+    }
 }
 
 fn decode_header(bytes: &[u8]) -> Result<FileHeader, BackendError> {
