@@ -184,6 +184,14 @@ pub trait Leases: Send + Sync {
     /// [`BackendError::Unavailable`] when the store cannot be reached.
     async fn renew(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, BackendError>;
 
+    /// Who holds the lease now: `None` when it is free or its time ran out. (With a holder
+    /// token that carries data, a lease is also a small shared record with a TTL.)
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Unavailable`] when the store cannot be reached.
+    async fn holder(&self, name: &str) -> Result<Option<String>, BackendError>;
+
     /// Frees the lease if `holder` holds it; a lease held by another is left alone.
     ///
     /// # Errors

@@ -524,6 +524,14 @@ impl Leases for MemoryBackend {
         }
     }
 
+    async fn holder(&self, name: &str) -> Result<Option<String>, BackendError> {
+        let now = Instant::now();
+        Ok(lock(&self.inner.leases)
+            .get(&lease_key(name))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(holder, _)| holder.clone()))
+    }
+
     async fn release(&self, name: &str, holder: &str) -> Result<(), BackendError> {
         let key = lease_key(name);
         let mut leases = lock(&self.inner.leases);

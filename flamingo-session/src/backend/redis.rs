@@ -1067,6 +1067,20 @@ impl Leases for RedisBackend {
         Ok(renewed == 1)
     }
 
+    async fn holder(&self, name: &str) -> Result<Option<String>, BackendError> {
+        let key = self.lease_key(name);
+        self.run("read lease", |mut conn| {
+            let key = &key;
+            async move {
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            }
+        })
+        .await
+    }
+
     async fn release(&self, name: &str, holder: &str) -> Result<(), BackendError> {
         let key = self.lease_key(name);
         self.run("release lease", |mut conn| {

@@ -328,6 +328,18 @@ impl Leases for FileBackend {
         .await
     }
 
+    async fn holder(&self, name: &str) -> Result<Option<String>, BackendError> {
+        let key = lease_key(name);
+        self.blocking("read lease", move |folder| {
+            let _lock = folder.index_lock(&key)?;
+            Ok(folder
+                .read_lease(&key)?
+                .filter(|lease| lease.expires > now_ms())
+                .map(|lease| lease.holder))
+        })
+        .await
+    }
+
     async fn release(&self, name: &str, holder: &str) -> Result<(), BackendError> {
         let (key, holder) = (lease_key(name), holder.to_owned());
         self.blocking("release lease", move |folder| {
