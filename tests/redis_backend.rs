@@ -12,11 +12,11 @@ use std::{
 };
 
 use flamingo_session::{
-    backend::{SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState},
+    backend::{SaveOutcome, SessionBackend, SessionChange, SessionId, SessionOwner, SessionState},
     config::BackendKind,
     conformance, BackendError, RedisBackend, SessionConfig,
 };
-use support::redis::{RedisCluster, RedisServer};
+use support::redis::{id_of_key, session_key, RedisCluster, RedisServer};
 
 const STORE_LENGTH: usize = 4096;
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,10 +69,10 @@ async fn check_layout(
         .create(state(&[("greeting", value)]), config.max_age)
         .await
         .expect("create");
-    let redis_key = format!("session:{}", key.expose());
+    let redis_key = session_key(&key);
     assert!(
         scan(server, db, "session:*").contains(&redis_key),
-        "the session must be stored at session:<key> in database {db}"
+        "the session must be stored at session:{{<tag>}}<rest of the key> in database {db}"
     );
     let n = db.to_string();
     assert_eq!(server.cli(&["-n", &n, "type", &redis_key]).trim(), "hash");
@@ -149,12 +149,7 @@ async fn an_empty_session_exists_and_the_marker_field_stays_internal() {
         .create(SessionState::new(), Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(
-        server
-            .cli(&["exists", &format!("session:{}", key.expose())])
-            .trim(),
-        "1"
-    );
+    assert_eq!(server.cli(&["exists", &session_key(&key)]).trim(), "1");
     assert_eq!(backend.load(&key).await.unwrap(), Some(SessionState::new()));
 
     // Removing every key leaves an empty session, not a missing one.
@@ -253,7 +248,7 @@ async fn a_refused_merge_is_checked_inside_redis_and_leaves_the_session_intact()
         server
             .cli(&[
                 "hget",
-                &format!("session:{}", key.expose()),
+                &session_key(&key),
                 flamingo_session::redis::SIZE_FIELD
             ])
             .trim(),
@@ -302,7 +297,7 @@ async fn acl_user_with_password_and_database_3() {
         .create(state(&[("u", "1")]), config.max_age)
         .await
         .unwrap();
-    assert!(scan(&server, 3, "session:*").contains(&format!("session:{}", key.expose())));
+    assert!(scan(&server, 3, "session:*").contains(&session_key(&key)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -495,6 +490,41 @@ async fn a_cluster_of_three_masters() {
     check_concurrent_merges(Arc::clone(&backend)).await;
     assert!(backend.health().await.alive);
 
+    // An owner's index and sessions share one hash slot, so one node holds them all (each
+    // index operation is one script on that node).
+    let owner = SessionOwner::new("cluster\u{1f}ada").unwrap();
+    let index = backend.index().expect("Redis has an index");
+    let mut owned = Vec::new();
+    for _ in 0..5 {
+        owned.push(
+            index
+                .create_owned(&owner, SessionState::new(), config.max_age)
+                .await
+                .unwrap(),
+        );
+    }
+    let holding: Vec<usize> = cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| {
+            let keys = scan(node, 0, "session:*");
+            owned.iter().any(|id| keys.contains(&session_key(id)))
+                || keys.iter().any(|k| k.ends_with(owner.key()))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        holding.len(),
+        1,
+        "an owner's index and its sessions must live on one node, found on {holding:?}"
+    );
+    assert_eq!(index.list(&owner).await.unwrap().len(), 5);
+    assert_eq!(index.end_all(&owner).await.unwrap(), 5);
+    for id in &owned {
+        assert_eq!(backend.load(id).await.unwrap(), None);
+    }
+
     // Keys carry the prefix and spread over the nodes.
     let mut created = Vec::new();
     for i in 0..50 {
@@ -512,7 +542,7 @@ async fn a_cluster_of_three_masters() {
         .map(|node| scan(node, 0, "session:*"))
         .collect();
     for key in &created {
-        let redis_key = format!("session:{}", key.expose());
+        let redis_key = session_key(&key);
         let holders = per_node
             .iter()
             .filter(|keys| keys.contains(&redis_key))
@@ -526,7 +556,7 @@ async fn a_cluster_of_three_masters() {
     );
 
     // TTL and layout on the node that holds a key.
-    let redis_key = format!("session:{}", created[0].expose());
+    let redis_key = session_key(&created[0]);
     let node = cluster
         .nodes()
         .iter()
@@ -557,12 +587,9 @@ async fn a_cluster_of_three_masters() {
         .iter()
         .enumerate()
         .find_map(|(i, keys)| {
-            keys.first().map(|k| {
-                (
-                    i,
-                    SessionId::parse(k.trim_start_matches("session:")).unwrap(),
-                )
-            })
+            keys.iter()
+                .find(|k| !k.contains(":owner:") && !k.contains("lease:"))
+                .map(|k| (i, id_of_key(k)))
         })
         .unwrap();
     cluster.stop_node(node);

@@ -504,3 +504,17 @@ impl RedisCluster {
         self.wait_until_ok();
     }
 }
+
+/// Where the Redis backend keeps a session under the default prefix: `session:{abc}<rest>`
+/// for the ID `abc<rest>` (the first three characters are the cluster hash tag).
+pub fn session_key(id: &flamingo_session::SessionId) -> String {
+    let (tag, rest) = id.expose().split_at(3);
+    format!("session:{{{tag}}}{rest}")
+}
+
+/// The session ID of a key named as [`session_key`] names it.
+pub fn id_of_key(key: &str) -> flamingo_session::SessionId {
+    let rest = key.strip_prefix("session:{").expect("a session key");
+    let (tag, rest) = rest.split_once('}').expect("a hash tag");
+    flamingo_session::SessionId::parse(&format!("{tag}{rest}")).expect("a session ID")
+}

@@ -4,8 +4,10 @@
 //! one public function per rule (call them one by one to get a test per rule): unknown IDs,
 //! round trip with values stored verbatim, fresh distinct IDs, replace and merge, delete, a dead
 //! session staying dead, touch, renew, sizes up to and over `store.length` (with the old state
-//! intact), concurrent creates and merges, and TTL expiry and refresh. Each panics with a message
-//! naming the broken rule, like an assertion.
+//! intact), concurrent creates and merges, and TTL expiry and refresh; for a backend with a
+//! [per-owner index](crate::backend::index), listing, ending one and all, following writes and
+//! expiry, and an `end_all` racing creates; for one with leases, exclusion and expiry. Each
+//! panics with a message naming the broken rule, like an assertion.
 //!
 //! It takes a few seconds (it waits for TTLs to run out) and writes a few dozen sessions; point
 //! it at a store that holds nothing of value.
@@ -24,7 +26,8 @@
 use std::time::Duration;
 
 use crate::backend::{
-    BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionState,
+    unix_now, BackendError, IndexedSession, Leases, SaveOutcome, SessionBackend, SessionChange,
+    SessionId, SessionIndex, SessionOwner, SessionState,
 };
 
 const LONG: Duration = Duration::from_secs(600);
@@ -106,6 +109,15 @@ pub async fn run(backend: &dyn SessionBackend, store_length: usize) {
     }
     concurrent_writes_lose_nothing(backend).await;
     ttl_expires_and_refreshes(backend).await;
+    if backend.index().is_some() {
+        index_lists_live_sessions_per_owner(backend).await;
+        index_ends_one_or_all(backend).await;
+        index_follows_writes_and_expiry(backend).await;
+        index_end_all_never_misses_a_concurrent_create(backend).await;
+    }
+    if backend.leases().is_some() {
+        leases_are_exclusive_and_expire(backend).await;
+    }
 }
 
 /// An ID that was never created loads as `None`.
@@ -489,4 +501,340 @@ fn merge(set: &[(&str, &str)], remove: &[&str]) -> SessionChange {
         set: state(set),
         remove: remove.iter().map(|k| (*k).to_owned()).collect(),
     }
+}
+
+fn index_of<'a>(backend: &'a dyn SessionBackend, rule: &str) -> &'a dyn SessionIndex {
+    backend
+        .index()
+        .unwrap_or_else(|| panic!("[{}] {rule}: the backend has no index", backend.name()))
+}
+
+fn leases_of<'a>(backend: &'a dyn SessionBackend, rule: &str) -> &'a dyn Leases {
+    backend
+        .leases()
+        .unwrap_or_else(|| panic!("[{}] {rule}: the backend has no leases", backend.name()))
+}
+
+/// A fresh owner, so that rules never see each other's (or an earlier run's) sessions.
+fn fresh_owner(label: &str) -> SessionOwner {
+    SessionOwner::new(format!(
+        "conformance\u{1f}{label}\u{1f}{}",
+        SessionId::generate().hash()
+    ))
+    .expect("a valid owner")
+}
+
+async fn must_create_owned(
+    backend: &dyn SessionBackend,
+    owner: &SessionOwner,
+    s: SessionState,
+    ttl: Duration,
+    rule: &str,
+) -> SessionId {
+    index_of(backend, rule)
+        .create_owned(owner, s, ttl)
+        .await
+        .unwrap_or_else(|err| panic!("[{}] {rule}: create_owned failed: {err}", backend.name()))
+}
+
+async fn must_list(
+    backend: &dyn SessionBackend,
+    owner: &SessionOwner,
+    rule: &str,
+) -> Vec<IndexedSession> {
+    index_of(backend, rule)
+        .list(owner)
+        .await
+        .unwrap_or_else(|err| panic!("[{}] {rule}: list failed: {err}", backend.name()))
+}
+
+fn ids(listed: &[IndexedSession]) -> std::collections::HashSet<SessionId> {
+    listed.iter().map(|s| s.id.clone()).collect()
+}
+
+/// An owner's index lists exactly its live sessions, with creation and last-use times; IDs
+/// carry the owner's tag; a session without an owner and another owner's are not listed; a
+/// deleted session drops out.
+pub async fn index_lists_live_sessions_per_owner(backend: &dyn SessionBackend) {
+    let name = backend.name();
+    let rule = "index lists";
+    let (alice, bob) = (fresh_owner("alice"), fresh_owner("bob"));
+    let before = unix_now();
+    let a1 = must_create_owned(backend, &alice, state(&[("k", "\"1\"")]), LONG, rule).await;
+    let a2 = must_create_owned(backend, &alice, SessionState::new(), LONG, rule).await;
+    let b1 = must_create_owned(backend, &bob, SessionState::new(), LONG, rule).await;
+    let unowned = must_create(backend, SessionState::new(), LONG, rule).await;
+    assert!(
+        a1.expose().starts_with(alice.tag()),
+        "[{name}] {rule}: an owned session's ID must start with its owner's tag"
+    );
+    assert_eq!(
+        must_load(backend, &a1, rule).await,
+        state(&[("k", "\"1\"")]),
+        "[{name}] {rule}: an owned session loads like any other, with nothing added"
+    );
+    let listed = must_list(backend, &alice, rule).await;
+    assert_eq!(
+        ids(&listed),
+        [a1.clone(), a2.clone()].into(),
+        "[{name}] {rule}: the owner's index must list exactly its sessions"
+    );
+    for session in &listed {
+        assert!(
+            session.created >= before && session.created <= unix_now() + 1,
+            "[{name}] {rule}: created must be the creation time"
+        );
+        assert!(
+            session.last_seen + 1 >= session.created,
+            "[{name}] {rule}: last_seen must not be before created"
+        );
+    }
+    assert_eq!(ids(&must_list(backend, &bob, rule).await), [b1].into());
+    assert!(!ids(&listed).contains(&unowned));
+    backend
+        .delete(&a2)
+        .await
+        .unwrap_or_else(|err| panic!("[{name}] {rule}: delete failed: {err}"));
+    assert_eq!(
+        ids(&must_list(backend, &alice, rule).await),
+        [a1].into(),
+        "[{name}] {rule}: a deleted session must not be listed"
+    );
+    assert!(must_list(backend, &fresh_owner("nobody"), rule)
+        .await
+        .is_empty());
+}
+
+/// `end` ends one session of the owner (never another owner's), `end_all` all of them; an
+/// ended session stays dead: save and touch answer `Gone`.
+pub async fn index_ends_one_or_all(backend: &dyn SessionBackend) {
+    let name = backend.name();
+    let rule = "index ends";
+    let index = index_of(backend, rule);
+    let (alice, bob) = (fresh_owner("alice"), fresh_owner("bob"));
+    let a1 = must_create_owned(backend, &alice, SessionState::new(), LONG, rule).await;
+    let a2 = must_create_owned(backend, &alice, SessionState::new(), LONG, rule).await;
+    let a3 = must_create_owned(backend, &alice, SessionState::new(), LONG, rule).await;
+    let b1 = must_create_owned(backend, &bob, SessionState::new(), LONG, rule).await;
+    let end = |owner: &SessionOwner, id: &SessionId| {
+        let (owner, id) = (owner.clone(), id.clone());
+        async move {
+            index
+                .end(&owner, &id)
+                .await
+                .unwrap_or_else(|err| panic!("[{name}] {rule}: end failed: {err}"))
+        }
+    };
+    assert!(
+        !end(&alice, &b1).await,
+        "[{name}] {rule}: ending another owner's session must answer false"
+    );
+    must_load(backend, &b1, "index ends: another owner's session survives").await;
+    assert!(
+        end(&alice, &a1).await,
+        "[{name}] {rule}: end must answer true"
+    );
+    assert!(
+        is_gone(backend, &a1, rule).await,
+        "[{name}] {rule}: an ended session is gone"
+    );
+    assert!(
+        !end(&alice, &a1).await,
+        "[{name}] {rule}: ending twice answers false"
+    );
+    let ended = index
+        .end_all(&alice)
+        .await
+        .unwrap_or_else(|err| panic!("[{name}] {rule}: end_all failed: {err}"));
+    assert_eq!(
+        ended, 2,
+        "[{name}] {rule}: end_all must answer how many were live"
+    );
+    for id in [&a1, &a2, &a3] {
+        assert!(is_gone(backend, id, rule).await);
+        let saved = backend
+            .save(id, merge(&[("back", "1")], &[]), LONG)
+            .await
+            .unwrap_or_else(|err| panic!("[{name}] {rule}: save failed: {err}"));
+        assert_eq!(
+            saved,
+            SaveOutcome::Gone,
+            "[{name}] {rule}: a save to an ended session must answer Gone"
+        );
+        let touched = backend
+            .touch(id, LONG)
+            .await
+            .unwrap_or_else(|err| panic!("[{name}] {rule}: touch failed: {err}"));
+        assert_eq!(touched, SaveOutcome::Gone);
+        assert!(
+            is_gone(backend, id, rule).await,
+            "[{name}] {rule}: it stays dead"
+        );
+    }
+    assert!(must_list(backend, &alice, rule).await.is_empty());
+    assert_eq!(index.end_all(&alice).await.ok(), Some(0));
+    assert_eq!(ids(&must_list(backend, &bob, rule).await), [b1].into());
+}
+
+/// An owned session stays listed while writes and touches keep it alive past its first TTL,
+/// keeps its owner through a `Replace`, and drops out of the list once it expires.
+pub async fn index_follows_writes_and_expiry(backend: &dyn SessionBackend) {
+    let name = backend.name();
+    let rule = "index follows";
+    let owner = fresh_owner("sliding");
+    let short = Duration::from_millis(1500);
+    let expiring = must_create_owned(backend, &owner, SessionState::new(), short, rule).await;
+    let saved = must_create_owned(backend, &owner, SessionState::new(), short, rule).await;
+    let touched = must_create_owned(backend, &owner, SessionState::new(), short, rule).await;
+    let replaced = must_create_owned(backend, &owner, SessionState::new(), short, rule).await;
+    let created = must_list(backend, &owner, rule).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let longer = Duration::from_secs(4);
+    must_save(backend, &saved, merge(&[("s", "1")], &[]), longer, rule).await;
+    must_save(
+        backend,
+        &replaced,
+        SessionChange::Replace(state(&[("r", "1")])),
+        longer,
+        rule,
+    )
+    .await;
+    assert_eq!(
+        backend.touch(&touched, longer).await.ok(),
+        Some(SaveOutcome::Saved)
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let listed = must_list(backend, &owner, rule).await;
+    assert_eq!(
+        ids(&listed),
+        [saved.clone(), touched.clone(), replaced.clone()].into(),
+        "[{name}] {rule}: sessions kept alive stay listed, the expired one drops out"
+    );
+    let seen = |id: &SessionId, list: &[IndexedSession]| {
+        list.iter().find(|s| &s.id == id).map(|s| s.last_seen)
+    };
+    assert!(
+        seen(&saved, &listed) > seen(&saved, &created),
+        "[{name}] {rule}: a save must move last_seen"
+    );
+    assert!(
+        is_gone(backend, &expiring, rule).await,
+        "[{name}] {rule}: the unrefreshed session expired"
+    );
+    let ended = index_of(backend, rule)
+        .end_all(&owner)
+        .await
+        .unwrap_or_else(|err| panic!("[{name}] {rule}: end_all failed: {err}"));
+    assert_eq!(
+        ended, 3,
+        "[{name}] {rule}: end_all must still find the saved, touched and replaced sessions"
+    );
+    assert!(is_gone(backend, &replaced, rule).await);
+}
+
+/// An `end_all` that runs while sessions of the owner are being created leaves none of them
+/// both alive and unlisted: each is either ended or still in the index.
+pub async fn index_end_all_never_misses_a_concurrent_create(backend: &dyn SessionBackend) {
+    let name = backend.name();
+    let rule = "index race";
+    let index = index_of(backend, rule);
+    let owner = fresh_owner("race");
+    let creates = (0..20).map(|_| index.create_owned(&owner, SessionState::new(), LONG));
+    let ends = (0..3).map(|_| index.end_all(&owner));
+    let (created, ended) = futures_util::future::join(
+        futures_util::future::join_all(creates),
+        futures_util::future::join_all(ends),
+    )
+    .await;
+    for result in ended {
+        result.unwrap_or_else(|err| panic!("[{name}] {rule}: end_all failed: {err}"));
+    }
+    let listed = ids(&must_list(backend, &owner, rule).await);
+    for id in created {
+        let id = id.unwrap_or_else(|err| panic!("[{name}] {rule}: create_owned failed: {err}"));
+        if !is_gone(backend, &id, rule).await {
+            assert!(
+                listed.contains(&id),
+                "[{name}] {rule}: a live session must be in its owner's index"
+            );
+        }
+    }
+    index
+        .end_all(&owner)
+        .await
+        .unwrap_or_else(|err| panic!("[{name}] {rule}: end_all failed: {err}"));
+    assert!(must_list(backend, &owner, rule).await.is_empty());
+}
+
+/// One holder at a time; only the holder renews or releases; a lease frees itself after its
+/// TTL; of many concurrent takers exactly one wins.
+pub async fn leases_are_exclusive_and_expire(backend: &dyn SessionBackend) {
+    let name = backend.name();
+    let rule = "leases";
+    let leases = leases_of(backend, rule);
+    let lease = format!("conformance lease {}", SessionId::generate().hash());
+    let check = |result: Result<bool, BackendError>| {
+        result.unwrap_or_else(|err| panic!("[{name}] {rule}: lease operation failed: {err}"))
+    };
+    assert!(
+        check(leases.acquire(&lease, "h1", LONG).await),
+        "[{name}] a free lease is taken"
+    );
+    assert!(
+        !check(leases.acquire(&lease, "h2", LONG).await),
+        "[{name}] {rule}: a held lease is refused to another holder"
+    );
+    assert!(
+        check(leases.acquire(&lease, "h1", LONG).await),
+        "[{name}] the holder re-takes it"
+    );
+    assert_eq!(
+        leases.holder(&lease).await.ok().flatten().as_deref(),
+        Some("h1")
+    );
+    assert!(
+        !check(leases.renew(&lease, "h2", LONG).await),
+        "[{name}] only the holder renews"
+    );
+    assert!(check(leases.renew(&lease, "h1", LONG).await));
+    leases.release(&lease, "h2").await.ok();
+    assert_eq!(
+        leases.holder(&lease).await.ok().flatten().as_deref(),
+        Some("h1"),
+        "[{name}] {rule}: another holder's release leaves the lease alone"
+    );
+    leases.release(&lease, "h1").await.ok();
+    assert_eq!(
+        leases.holder(&lease).await.ok().flatten(),
+        None,
+        "[{name}] released"
+    );
+    assert!(check(
+        leases
+            .acquire(&lease, "h2", Duration::from_millis(400))
+            .await
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        leases.holder(&lease).await.ok().flatten(),
+        None,
+        "[{name}] {rule}: a lease frees itself after its TTL"
+    );
+    assert!(
+        !check(leases.renew(&lease, "h2", LONG).await),
+        "[{name}] an expired lease is not renewed"
+    );
+    let contended = format!("{lease} contended");
+    let holders: Vec<String> = (0..10).map(|i| format!("holder{i}")).collect();
+    let takes = holders.iter().map(|h| leases.acquire(&contended, h, LONG));
+    let won = futures_util::future::join_all(takes)
+        .await
+        .into_iter()
+        .map(check)
+        .filter(|won| *won)
+        .count();
+    assert_eq!(
+        won, 1,
+        "[{name}] {rule}: of concurrent takers exactly one wins"
+    );
 }
