@@ -24,7 +24,8 @@ use flamingo_session::{
         SessionState,
     },
     config::BackendKind,
-    MemoryBackend, SaveMode, Session, SessionConfig, SessionError, Sessions,
+    MemoryBackend, SaveMode, Session, SessionConfig, SessionDirectory, SessionError, SessionOwner,
+    Sessions,
 };
 use support::redis::{RedisCluster, RedisServer};
 use tokio::sync::Notify;
@@ -203,6 +204,173 @@ async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_a_cluste
         config
     })
     .await;
+}
+
+fn alice() -> SessionOwner {
+    SessionOwner::new("test\u{1f}alice").unwrap()
+}
+
+/// An app with a login that files the session under alice, her session list, "log out
+/// everywhere", and a slow write that holds a loaded session until `gate` opens.
+macro_rules! everywhere_app {
+    ($sessions:expr, $gate:expr, $loaded:expr) => {
+        test::init_service(
+            App::new()
+                .wrap($sessions.middleware())
+                .app_data(web::Data::from($gate))
+                .app_data(web::Data::new($loaded))
+                .route(
+                    "/login",
+                    web::post().to(|s: Session| async move {
+                        s.renew_for(alice());
+                        s.store("user", "alice".to_owned())?;
+                        Ok::<_, SessionError>(HttpResponse::Ok().finish())
+                    }),
+                )
+                .route(
+                    "/me",
+                    web::get().to(|s: Session| async move {
+                        Ok::<_, SessionError>(HttpResponse::Ok().json(s.load::<String>("user")?))
+                    }),
+                )
+                .route(
+                    "/sessions",
+                    web::get().to(|s: Session, directory: SessionDirectory| async move {
+                        let current = s.id();
+                        let listed = directory.list(&alice()).await?;
+                        let flags: Vec<bool> = listed.iter().map(|l| Some(&l.id) == current.as_ref()).collect();
+                        Ok::<_, actix_web::Error>(HttpResponse::Ok().json(flags))
+                    }),
+                )
+                .route(
+                    "/sessions",
+                    web::delete().to(|directory: SessionDirectory| async move {
+                        let ended = directory.end_all(&alice()).await?;
+                        Ok::<_, actix_web::Error>(HttpResponse::Ok().json(ended))
+                    }),
+                )
+                .route(
+                    "/kv/late",
+                    web::put().to(
+                        |s: Session, gate: web::Data<Notify>, loaded: web::Data<Arc<Notify>>| async move {
+                            let _ = s.load::<String>("user");
+                            loaded.notify_one();
+                            gate.notified().await;
+                            s.store("user", "mallory".to_owned())?;
+                            Ok::<_, SessionError>(HttpResponse::Ok().finish())
+                        },
+                    ),
+                ),
+        )
+        .await
+    };
+}
+
+/// Alice logs in on two instances (two `Sessions` on one store), lists her sessions from each,
+/// and logs out everywhere from the second while a request of the first is in flight: both
+/// sessions end, on both instances, and the late write does not bring the first back.
+async fn logout_everywhere(one: &Sessions, two: &Sessions) {
+    let gate = Arc::new(Notify::new());
+    let loaded = Arc::new(Notify::new());
+    let a = everywhere_app!(one, gate.clone(), loaded.clone());
+    let b = everywhere_app!(two, gate.clone(), loaded.clone());
+    let login = || test::TestRequest::post().uri("/login").to_request();
+    let laptop = session_cookie(&test::call_service(&a, login()).await).expect("a cookie");
+    let phone = session_cookie(&test::call_service(&b, login()).await).expect("a cookie");
+    let get = |uri: &str, cookie: &Cookie<'static>| {
+        test::TestRequest::get()
+            .uri(uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+    let flags: Vec<bool> =
+        test::read_body_json(test::call_service(&a, get("/sessions", &laptop)).await).await;
+    assert_eq!(flags.len(), 2, "both of alice's sessions are listed");
+    assert_eq!(
+        flags.iter().filter(|f| **f).count(),
+        1,
+        "one of them is the current one"
+    );
+    let flags: Vec<bool> =
+        test::read_body_json(test::call_service(&b, get("/sessions", &phone)).await).await;
+    assert_eq!(flags.len(), 2, "the other instance lists the same two");
+
+    let late = test::call_service(
+        &a,
+        test::TestRequest::put()
+            .uri("/kv/late")
+            .cookie(laptop.clone())
+            .to_request(),
+    );
+    let everywhere = async {
+        loaded.notified().await;
+        let res = test::call_service(
+            &b,
+            test::TestRequest::delete()
+                .uri("/sessions")
+                .cookie(phone.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let ended: usize = test::read_body_json(res).await;
+        assert_eq!(ended, 2, "both sessions end");
+        gate.notify_one();
+    };
+    let (late, ()) = futures_util::future::join(late, everywhere).await;
+    assert_eq!(late.status(), StatusCode::OK);
+    for (app, cookie) in [(&a, &laptop), (&b, &phone), (&b, &laptop), (&a, &phone)] {
+        let body = test::read_body(test::call_service(app, get("/me", cookie)).await).await;
+        assert_eq!(
+            body, "null",
+            "every session of alice is logged out on every instance"
+        );
+    }
+    let flags: Vec<bool> =
+        test::read_body_json(test::call_service(&a, get("/sessions", &laptop)).await).await;
+    assert!(flags.is_empty(), "nothing is left to list");
+}
+
+#[actix_web::test]
+async fn logout_everywhere_ends_every_session_on_memory() {
+    let sessions = Sessions::builder(base_config(SaveMode::OnWrite))
+        .build()
+        .await
+        .unwrap();
+    logout_everywhere(&sessions, &sessions).await;
+}
+
+#[actix_web::test]
+async fn logout_everywhere_ends_every_session_across_instances_on_file() {
+    let folder = tempfile::tempdir().unwrap();
+    for mode in MODES {
+        let config = SessionConfig {
+            backend: BackendKind::File,
+            file: folder.path().to_path_buf(),
+            file_sync: false,
+            ..base_config(mode)
+        };
+        let one = Sessions::builder(config.clone()).build().await.unwrap();
+        let two = Sessions::builder(config).build().await.unwrap();
+        logout_everywhere(&one, &two).await;
+    }
+}
+
+#[actix_web::test]
+async fn logout_everywhere_ends_every_session_across_instances_on_redis_and_a_cluster() {
+    let server = RedisServer::standalone();
+    let cluster = RedisCluster::start(3);
+    for (host, cluster_mode) in [(server.host(), false), (cluster.hosts().join(","), true)] {
+        for mode in MODES {
+            let mut config = base_config(mode);
+            config.backend = BackendKind::Redis;
+            config.redis.host = host.clone();
+            config.redis.cluster_mode = cluster_mode;
+            let one = Sessions::builder(config.clone()).build().await.unwrap();
+            let two = Sessions::builder(config).build().await.unwrap();
+            logout_everywhere(&one, &two).await;
+        }
+    }
 }
 
 /// Counts every call a backend gets.

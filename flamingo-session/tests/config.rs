@@ -362,6 +362,15 @@ fn an_empty_key_prefix_means_session() {
 }
 
 #[test]
+fn a_key_prefix_with_a_hash_tag_is_refused() {
+    // The first characters of a session ID are its cluster hash tag; braces in the prefix
+    // would take that over and split an owner's sessions from its index.
+    let err = from_yaml("flamingo.session.redis.keyPrefix: 'app{1}:'").unwrap_err();
+    assert_eq!(err.key, "flamingo.session.redis.keyPrefix");
+    assert!(err.message.contains("{ or }"), "{}", err.message);
+}
+
+#[test]
 fn a_host_list_may_be_a_yaml_list() {
     let session = from_yaml(
         "flamingo.session.redis: {clusterMode: true, host: [a:7000, 'b:7001']}\n\
