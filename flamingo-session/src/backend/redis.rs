@@ -64,12 +64,12 @@
 //! [`load`]: SessionBackend::load
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     collections::HashMap,
     fmt,
     future::Future,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -78,8 +78,9 @@ use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
-    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, ProtocolVersion, RedisConnectionInfo,
-    RedisFuture, Script, TlsCertificates, Value,
+    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo as _, Pipeline,
+    ProtocolVersion, RedisConnectionInfo, RedisFuture, Script, ServerErrorKind, TlsCertificates,
+    Value,
 };
 use tracing::Instrument as _;
 
@@ -573,8 +574,9 @@ impl RedisBackend {
         let id = NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed);
         // The connections made here serve this thread; every other thread opens its own.
         THREAD_CONNECTIONS.with(|map| {
-            map.borrow_mut()
-                .insert(id, ThreadConnections::new(connections))
+            let slot = ThreadSlot::default();
+            let _ = slot.set(ThreadConnections::new(connections));
+            map.borrow_mut().insert(id, slot)
         });
         Ok(RedisBackend {
             id,
@@ -634,19 +636,20 @@ impl RedisBackend {
     /// are per thread so that each actix worker drives its own on its own runtime: a connection
     /// made on another thread costs two cross-thread wake-ups per command (BENCHMARKS.md).
     async fn connection(&self) -> redis::RedisResult<Conn> {
-        let existing =
-            THREAD_CONNECTIONS.with(|map| map.borrow().get(&self.id).map(ThreadConnections::next));
-        if let Some(conn) = existing {
-            return Ok(conn);
-        }
-        let connections = self.connector.connect(self.count).await?;
-        let conn = connections[0].clone();
-        THREAD_CONNECTIONS.with(|map| {
+        let slot = THREAD_CONNECTIONS.with(|map| {
             map.borrow_mut()
                 .entry(self.id)
-                .or_insert_with(|| ThreadConnections::new(connections));
+                .or_insert_with(ThreadSlot::default)
+                .clone()
         });
-        Ok(conn)
+        let connections = slot
+            .get_or_try_init(|| async {
+                Ok::<_, redis::RedisError>(ThreadConnections::new(
+                    self.connector.connect(self.count).await?,
+                ))
+            })
+            .await?;
+        Ok(connections.next())
     }
 
     /// Drops this thread's connections, so that the next command opens new ones.
@@ -684,24 +687,34 @@ impl RedisBackend {
         }
     }
 
+    /// Sorts a failed command by what it means for the session: data of another type at the
+    /// key (`WRONGTYPE`) is corrupt, a refusal that says the request or the data is wrong is
+    /// [`BackendError::Other`], and everything that says the store cannot serve now (network,
+    /// failover, cluster reconfiguring, loading, credentials) is unavailable.
     fn command_error(&self, operation: &'static str, source: redis::RedisError) -> BackendError {
-        let wrong_data = matches!(
-            source.kind(),
-            ErrorKind::ResponseError
-                | ErrorKind::TypeError
-                | ErrorKind::ParseError
-                | ErrorKind::ExecAbortError
-                | ErrorKind::NoScriptError
-                | ErrorKind::CrossSlot
-                | ErrorKind::InvalidClientConfig
-        ) || (source.kind() == ErrorKind::ExtensionError
-            && !matches!(source.code(), Some("NOAUTH" | "NOPERM" | "WRONGPASS")));
+        let wrong_type = source.code() == Some("WRONGTYPE");
+        let wrong_data = match source.kind() {
+            ErrorKind::Server(kind) => matches!(
+                kind,
+                ServerErrorKind::ResponseError
+                    | ServerErrorKind::ExecAbort
+                    | ServerErrorKind::NoScript
+                    | ServerErrorKind::CrossSlot
+            ),
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType | ErrorKind::InvalidClientConfig => {
+                true
+            }
+            ErrorKind::Extension => !matches!(source.code(), Some("NOAUTH" | "WRONGPASS")),
+            _ => false,
+        };
         let err = RedisBackendError::Command {
             hosts: self.hosts.clone(),
             operation,
             source,
         };
-        if wrong_data {
+        if wrong_type {
+            BackendError::Corrupt(err.to_string())
+        } else if wrong_data {
             BackendError::other(err)
         } else {
             BackendError::unavailable(err)
@@ -739,12 +752,9 @@ impl SessionBackend for RedisBackend {
             .await;
         let fields = match fields {
             Ok(fields) => fields,
-            // WRONGTYPE: something else (an old Flamingo gob string, say) sits at the key. Any
-            // other refusal (a failover's MASTERDOWN, say) is an outage, never a reason to start
-            // the session afresh: that would lose it.
-            Err(BackendError::Other(source)) if source.to_string().contains("WRONGTYPE") => {
-                return Err(BackendError::Corrupt(source.to_string()));
-            }
+            // Corrupt (WRONGTYPE): something else (an old Flamingo gob string, say) sits at the
+            // key. Any other refusal is an outage, never a reason to start the session afresh:
+            // that would lose it.
             Err(BackendError::Other(source)) => return Err(BackendError::Unavailable(source)),
             Err(err) => return Err(err),
         };
@@ -1135,7 +1145,10 @@ fn split_host(entry: &str) -> (String, u16) {
     (host.to_owned(), port.parse().unwrap_or(6379))
 }
 
-fn connection_info(entry: &str, resolved: &RedisConnection) -> ConnectionInfo {
+fn connection_info(
+    entry: &str,
+    resolved: &RedisConnection,
+) -> redis::RedisResult<ConnectionInfo> {
     let (host, port) = split_host(entry);
     let addr = if resolved.tls {
         ConnectionAddr::TcpTls {
@@ -1147,15 +1160,16 @@ fn connection_info(entry: &str, resolved: &RedisConnection) -> ConnectionInfo {
     } else {
         ConnectionAddr::Tcp(host, port)
     };
-    ConnectionInfo {
-        addr,
-        redis: RedisConnectionInfo {
-            db: resolved.database,
-            username: resolved.username.clone(),
-            password: (!resolved.password.is_empty()).then(|| resolved.password.clone()),
-            protocol: ProtocolVersion::RESP2,
-        },
+    let mut redis = RedisConnectionInfo::default()
+        .set_db(resolved.database)
+        .set_protocol(ProtocolVersion::RESP2);
+    if let Some(username) = &resolved.username {
+        redis = redis.set_username(username);
     }
+    if !resolved.password.is_empty() {
+        redis = redis.set_password(&resolved.password);
+    }
+    Ok(addr.into_connection_info()?.set_redis_settings(redis))
 }
 
 impl Drop for RedisBackend {
@@ -1169,26 +1183,29 @@ static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Each thread's connections, per backend.
-    static THREAD_CONNECTIONS: RefCell<HashMap<u64, ThreadConnections>> = RefCell::new(HashMap::new());
+    static THREAD_CONNECTIONS: RefCell<HashMap<u64, ThreadSlot>> = RefCell::new(HashMap::new());
 }
+
+/// One thread's connections of one backend, made once: the requests that arrive while the
+/// first connect runs wait for it instead of each opening connections of their own.
+type ThreadSlot = std::sync::Arc<tokio::sync::OnceCell<ThreadConnections>>;
 
 /// One thread's connections of one backend, used in turn.
 struct ThreadConnections {
     connections: Vec<Conn>,
-    next: Cell<usize>,
+    next: AtomicUsize,
 }
 
 impl ThreadConnections {
     fn new(connections: Vec<Conn>) -> Self {
         ThreadConnections {
             connections,
-            next: Cell::new(0),
+            next: AtomicUsize::new(0),
         }
     }
 
     fn next(&self) -> Conn {
-        let i = self.next.get();
-        self.next.set(i.wrapping_add(1));
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
         self.connections[i % self.connections.len()].clone()
     }
 }
@@ -1208,7 +1225,7 @@ impl Connector {
         certs: Option<TlsCertificates>,
         timeout: Duration,
     ) -> redis::RedisResult<Connector> {
-        let info = connection_info(&resolved.hosts[0], resolved);
+        let info = connection_info(&resolved.hosts[0], resolved)?;
         let client = match certs {
             Some(certs) => redis::Client::build_with_tls(info, certs)?,
             None => redis::Client::open(info)?,
@@ -1217,8 +1234,8 @@ impl Connector {
         // connection is next used, so requests during an outage fail fast instead of queueing
         // behind back-offs.
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(0);
         Ok(Connector::Standalone { client, config })
     }
@@ -1232,7 +1249,7 @@ impl Connector {
             .hosts
             .iter()
             .map(|host| connection_info(host, resolved))
-            .collect();
+            .collect::<redis::RedisResult<_>>()?;
         let mut builder = ClusterClientBuilder::new(seeds)
             .connection_timeout(timeout)
             .response_timeout(timeout);
