@@ -249,9 +249,15 @@ mod flamingo {
                     .dir
                     .as_deref()
                     .ok_or("--config fl-file needs --dir FOLDER")?;
+                // On disk every write is flushed (the default); tmpfs has nothing to flush to,
+                // so the tmpfs run measures the backend with `fileSync: false`.
                 builder
                     .set_override("flamingo.session.backend", "file")?
                     .set_override("flamingo.session.file", dir)?
+                    .set_override(
+                        "flamingo.session.fileSync",
+                        args.config.as_str() != "fl-file-tmpfs",
+                    )?
             }
             "fl-redis" => {
                 let host = args.redis.as_deref().ok_or("fl-redis needs --redis")?;
