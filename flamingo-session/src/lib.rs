@@ -129,8 +129,8 @@ pub use backend::{
     BackendError, HealthStatus, IndexedSession, SaveOutcome, SessionBackend, SessionChange,
     SessionId, SessionOwner, SessionState,
 };
-pub use directory::{DirectoryError, NoSessionMiddleware, SessionDirectory};
 pub use config::{SaveMode, SessionConfig};
+pub use directory::{DirectoryError, NoSessionMiddleware, SessionDirectory};
 pub use flamingo_macros::SessionValue;
 pub use middleware::{compat::BackendStore, SessionMiddleware, SessionUnavailable};
 pub use repository::{DetachedSession, SessionRepository};

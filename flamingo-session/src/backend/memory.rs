@@ -211,7 +211,10 @@ impl MemoryBackend {
         );
     }
 
-    fn unindex_owners(&self, removed: impl IntoIterator<Item = (SessionId, Option<(Arc<str>, u64)>)>) {
+    fn unindex_owners(
+        &self,
+        removed: impl IntoIterator<Item = (SessionId, Option<(Arc<str>, u64)>)>,
+    ) {
         let mut removed = removed.into_iter().peekable();
         if removed.peek().is_none() {
             return;
@@ -484,7 +487,11 @@ impl SessionIndex for MemoryBackend {
         let now = Instant::now();
         Ok(ids
             .iter()
-            .filter(|id| self.shard(id).remove(id).is_some_and(|entry| entry.live(now)))
+            .filter(|id| {
+                self.shard(id)
+                    .remove(id)
+                    .is_some_and(|entry| entry.live(now))
+            })
             .count())
     }
 }
@@ -535,7 +542,10 @@ impl Leases for MemoryBackend {
     async fn release(&self, name: &str, holder: &str) -> Result<(), BackendError> {
         let key = lease_key(name);
         let mut leases = lock(&self.inner.leases);
-        if leases.get(&key).is_some_and(|(held_by, _)| held_by == holder) {
+        if leases
+            .get(&key)
+            .is_some_and(|(held_by, _)| held_by == holder)
+        {
             leases.remove(&key);
         }
         Ok(())

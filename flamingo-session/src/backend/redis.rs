@@ -345,7 +345,9 @@ pub enum RedisBackendError {
         timeout: Duration,
     },
     /// A session value was to be stored under a field name starting with `__flamingo.`.
-    #[error("session keys starting with \"__flamingo.\" are reserved by the Redis session backend")]
+    #[error(
+        "session keys starting with \"__flamingo.\" are reserved by the Redis session backend"
+    )]
     ReservedKey,
     /// A script answered something this backend never returns (another program wrote there).
     #[error("Redis at {hosts}: unexpected answer to {operation}")]
@@ -552,12 +554,14 @@ impl RedisBackend {
             prefix => prefix.to_owned(),
         };
         if key_prefix.contains(['{', '}']) {
-            return Err(BackendError::other(RedisBackendError::Config(ConfigError {
-                key: "flamingo.session.redis.keyPrefix".to_owned(),
-                message: "must not contain { or }: the first characters of a session ID are \
+            return Err(BackendError::other(RedisBackendError::Config(
+                ConfigError {
+                    key: "flamingo.session.redis.keyPrefix".to_owned(),
+                    message: "must not contain { or }: the first characters of a session ID are \
                           its Redis Cluster hash tag"
-                    .to_owned(),
-            })));
+                        .to_owned(),
+                },
+            )));
         }
         tracing::info!(
             hosts = %hosts,
@@ -614,7 +618,12 @@ impl RedisBackend {
     /// `<prefix>{<tag>}:owner:<owner key>`: in the hash slot of the owner's sessions, and never
     /// a session's key (an ID holds no `:`).
     fn index_key(&self, owner: &SessionOwner) -> String {
-        format!("{}{{{}}}:owner:{}", self.key_prefix, owner.tag(), owner.key())
+        format!(
+            "{}{{{}}}:owner:{}",
+            self.key_prefix,
+            owner.tag(),
+            owner.key()
+        )
     }
 
     fn lease_key(&self, name: &str) -> String {

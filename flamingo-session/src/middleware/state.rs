@@ -1,12 +1,6 @@
 //! One request's session: loaded on first extraction, written back after the handler.
 
-use std::{
-    cell::RefCell,
-    collections::HashSet,
-    rc::Rc,
-    sync::Arc,
-    time::Duration,
-};
+use std::{cell::RefCell, collections::HashSet, rc::Rc, sync::Arc, time::Duration};
 
 use actix_web::{cookie::Cookie, http::StatusCode, HttpMessage as _, HttpRequest, ResponseError};
 
@@ -99,7 +93,6 @@ impl ResponseError for SessionUnavailable {
         StatusCode::SERVICE_UNAVAILABLE
     }
 }
-
 
 /// The session of `req` under our middleware: loaded on the first call, shared afterwards.
 /// `None` when the middleware is not in front of this request.

@@ -151,7 +151,10 @@ impl Folder {
     /// Removes a lease file whose time ran out (during the cleanup).
     fn prune_lease(&self, key: &str) -> Result<(), BackendError> {
         let _lock = self.index_lock(key)?;
-        if self.read_lease(key)?.is_some_and(|lease| lease.expires <= now_ms()) {
+        if self
+            .read_lease(key)?
+            .is_some_and(|lease| lease.expires <= now_ms())
+        {
             fs::remove_file(self.lease_path(key))
                 .or_else(super::not_found_ok)
                 .map_err(|err| self.error("remove a lease", err))?;
