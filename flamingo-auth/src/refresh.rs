@@ -288,7 +288,7 @@ async fn take_turn(job: &Job, leases: &dyn Leases, name: &str, holder: &str) -> 
             Stored::Newer(data) => {
                 tracing::debug!(broker = %job.broker.name(), session = %job.session_hash(),
                     "taking the tokens another instance stored");
-                return Turn::Done(Outcome::Refreshed(Box::new(data)));
+                return Turn::Done(Outcome::Refreshed(data));
             }
             Stored::Ended => return Turn::Done(ended()),
             Stored::Unchanged => {}
@@ -343,7 +343,7 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
     match stored(job).await {
         Stored::Newer(data) => {
             tracing::debug!(broker = %job.broker.name(), "another request already refreshed the tokens");
-            return Outcome::Refreshed(Box::new(data));
+            return Outcome::Refreshed(data);
         }
         // Logged out (or refused) elsewhere: asking the provider would only bring it back.
         Stored::Ended => return ended(),
@@ -358,7 +358,7 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
             if invalid_grant {
                 if let Stored::Newer(data) = stored(job).await {
                     tracing::info!(broker = %job.broker.name(), "refresh token already used; taking the tokens another request stored");
-                    return Outcome::Refreshed(Box::new(data));
+                    return Outcome::Refreshed(data);
                 }
             }
             return Outcome::Refused(reason);
@@ -374,7 +374,7 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
 /// What the store holds for the login being refreshed.
 enum Stored {
     /// Another, still fresh login than the one being refreshed: another request's refresh.
-    Newer(OidcSessionData),
+    Newer(Box<OidcSessionData>),
     /// No session, or no login in it: logged out (or refused) meanwhile.
     Ended,
     /// The same login, or nothing known (a session not stored yet, a failed read).
@@ -402,7 +402,7 @@ async fn stored(job: &Job) -> Stored {
     let other = stored.refresh_token != job.data.refresh_token
         || stored.access_token != job.data.access_token;
     if other && !crate::broker::oidc::needs_refresh(&stored) {
-        Stored::Newer(stored)
+        Stored::Newer(Box::new(stored))
     } else {
         Stored::Unchanged
     }
