@@ -41,6 +41,25 @@ fn config(issuer: &str) -> String {
     )
 }
 
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Prints the figures of a burst (RELIABILITY.md; `-- --nocapture` shows them).
+fn report(what: &str, statuses: impl Iterator<Item = u16>, (refreshed, refused): (u64, u64)) {
+    let statuses: Vec<u16> = statuses.collect();
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    println!(
+        "{what}: {} requests, {failed} failed; refresh grants at the provider so far: {refreshed} \
+         (refused: {refused})",
+        statuses.len()
+    );
+}
+
 /// Calls the provider's protected API (`?url=`) through `AuthManager::http_client()`.
 async fn api(
     auth: AuthManager,
@@ -121,6 +140,14 @@ async fn one_refresh_for_concurrent_requests(rotate_refresh_token: bool) {
     for round in 1..=2 {
         tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         let answers = burst(&setup).await;
+        report(
+            &format!(
+                "one process, rotation {}, round {round}",
+                on_off(rotate_refresh_token)
+            ),
+            answers.iter().map(|(status, _)| *status),
+            setup.provider.refresh_grants().await,
+        );
         assert_eq!(
             answers,
             vec![(200, 200); CONCURRENT],
@@ -306,6 +333,14 @@ async fn one_refresh_across_two_processes(rotate_refresh_token: bool) {
     for round in 1..=2 {
         tokio::time::sleep_until(expired_at.into()).await;
         let answers = setup.burst().await;
+        report(
+            &format!(
+                "two processes, rotation {}, round {round}",
+                on_off(rotate_refresh_token)
+            ),
+            answers.iter().map(|(status, _)| *status),
+            setup.provider.refresh_grants().await,
+        );
         // The next expiry counts from the refresh this burst made.
         expired_at = Instant::now() + Duration::from_millis(2300);
         assert_eq!(
@@ -353,6 +388,11 @@ async fn a_slow_exchange_keeps_its_lease_and_stays_the_only_refresh() {
     .await;
     tokio::time::sleep_until(setup.expired_at.into()).await;
     let answers = setup.burst().await;
+    report(
+        "two processes, exchange 2 s, lease 1 s",
+        answers.iter().map(|(status, _)| *status),
+        setup.provider.refresh_grants().await,
+    );
     assert_eq!(
         answers,
         vec![(200, json!("alice")); CONCURRENT],
