@@ -3,7 +3,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use flamingo_session::{Session, SessionRepository, Sessions};
+use flamingo_session::{backend::SessionBackend, Session, SessionRepository, Sessions};
 
 use crate::{
     auth_params::AuthCodeOptioner,
@@ -14,7 +14,7 @@ use crate::{
     identity::Identity,
     log::Escaped,
     redirect::Origin,
-    refresh::{RefreshLock, Refreshes},
+    refresh::{Refreshes, Store},
     routes,
 };
 
@@ -74,9 +74,8 @@ struct Inner {
     callback_error_handler: Option<CallbackErrorHandler>,
     logout_purges_session: bool,
     auth_code_optioners: Vec<Arc<dyn AuthCodeOptioner>>,
-    repository: SessionRepository,
     refreshes: Refreshes,
-    refresh_lock: Option<Arc<dyn RefreshLock>>,
+    refresh_store: Store,
 }
 
 /// Flamingo's core/auth for an actix-web app: the brokers of `core.auth.web.broker`, their
@@ -164,7 +163,7 @@ pub struct AuthBuilder {
     listeners: Listeners,
     auth_code_optioners: Vec<Arc<dyn AuthCodeOptioner>>,
     repository: SessionRepository,
-    refresh_lock: Option<Arc<dyn RefreshLock>>,
+    backend: Arc<dyn SessionBackend>,
 }
 
 impl std::fmt::Debug for AuthBuilder {
@@ -201,7 +200,7 @@ impl AuthBuilder {
             listeners: Listeners::default(),
             auth_code_optioners: Vec::new(),
             repository: sessions.repository(),
-            refresh_lock: None,
+            backend,
         })
     }
 
@@ -224,14 +223,6 @@ impl AuthBuilder {
     /// ```
     pub fn auth_code_optioner(mut self, optioner: impl AuthCodeOptioner) -> Self {
         self.auth_code_optioners.push(Arc::new(optioner));
-        self
-    }
-
-    /// The lock that makes one process at a time refresh a session's tokens, for instances that
-    /// share a session store (see [`RefreshLock`]). Default: none; requests of one session
-    /// share one refresh within each process.
-    pub fn refresh_lock(mut self, lock: impl RefreshLock) -> Self {
-        self.refresh_lock = Some(Arc::new(lock));
         self
     }
 
@@ -346,9 +337,12 @@ impl AuthBuilder {
                 callback_error_handler: self.callback_error_handler,
                 logout_purges_session: self.config.logout_purges_session,
                 auth_code_optioners: self.auth_code_optioners,
-                repository: self.repository,
                 refreshes: Refreshes::default(),
-                refresh_lock: self.refresh_lock,
+                refresh_store: Store {
+                    repository: self.repository,
+                    backend: self.backend,
+                    lease_time: self.config.refresh_lease,
+                },
             }),
             listeners: Arc::new(self.listeners),
         })
@@ -485,17 +479,13 @@ impl Auth {
         &self.inner.auth_code_optioners
     }
 
-    /// The session store, for reading a session again outside its request's copy.
-    pub(crate) fn repository(&self) -> &SessionRepository {
-        &self.inner.repository
-    }
-
     pub(crate) fn refreshes(&self) -> &Refreshes {
         &self.inner.refreshes
     }
 
-    pub(crate) fn refresh_lock(&self) -> Option<Arc<dyn RefreshLock>> {
-        self.inner.refresh_lock.clone()
+    /// The session store as refreshes use it: sessions read again by ID, and the leases.
+    pub(crate) fn refresh_store(&self) -> &Store {
+        &self.inner.refresh_store
     }
 
     pub(crate) fn all_brokers(&self) -> &[Broker] {

@@ -11,6 +11,7 @@
 //!         connectTimeout: 5s                 # AuthManager::http_client(); the defaults
 //!         requestTimeout: 30s
 //!       logoutPurgesSession: false           # true: logout deletes the whole session
+//!       refreshLease: 5s                     # one token refresh per session across instances
 //!       broker:
 //!         - broker: main            # the name in /core/auth/login/main
 //!           typ: oidc
@@ -96,6 +97,7 @@ const WEB_KEYS: &[&str] = &[
     "trustedProxies",
     "httpClient",
     "logoutPurgesSession",
+    "refreshLease",
 ];
 const HTTP_CLIENT_KEYS: &[&str] = &["connectTimeout", "requestTimeout"];
 const OIDC_KEYS: &[&str] = &[
@@ -156,6 +158,12 @@ pub struct AuthConfig {
     /// instead of ending the logins and giving the session a new ID. Default: `false`, as in
     /// Flamingo: the data that is not auth's (a cart, preferences) survives a logout.
     pub logout_purges_session: bool,
+    /// `core.auth.web.refreshLease`: the time of the lease a process takes on a session's token
+    /// refresh, so that one request among all instances on the session store exchanges the
+    /// refresh token (see [`refresh`](crate::refresh)); renewed every third of it while the
+    /// exchange runs. A process that dies holding it blocks the session's refresh elsewhere for
+    /// at most this long. Default: 5 s ([`DEFAULT_LEASE_TIME`](crate::refresh::DEFAULT_LEASE_TIME)).
+    pub refresh_lease: Duration,
 }
 
 /// `core.auth.web.httpClient`: timeouts of
@@ -546,6 +554,10 @@ impl AuthConfig {
             Some(n) => as_bool(&n.key, n.value)?,
             None => false,
         };
+        let refresh_lease = match web.and_then(|w| w.child("refreshLease")) {
+            Some(n) => n.as_duration()?,
+            None => crate::refresh::DEFAULT_LEASE_TIME,
+        };
         Ok(AuthConfig {
             brokers: parsed,
             debug_controller,
@@ -553,6 +565,7 @@ impl AuthConfig {
             trusted_proxies,
             http_client,
             logout_purges_session,
+            refresh_lease,
         })
     }
 }
@@ -1106,6 +1119,33 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("core.auth.web.logoutPurgesSession: must be true or false"));
+    }
+
+    #[test]
+    fn refresh_lease_is_a_duration_under_core_auth_web() {
+        let read = |value: Value| {
+            AuthConfig::from_value(&json!({"core": {"auth": {"web": {"refreshLease": value}}}}))
+        };
+        assert_eq!(
+            read(json!("1500ms")).unwrap().refresh_lease,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            AuthConfig::from_value(&json!({})).unwrap().refresh_lease,
+            crate::refresh::DEFAULT_LEASE_TIME
+        );
+        for bad in ["soon", "0s"] {
+            let err = read(json!(bad)).unwrap_err().to_string();
+            assert!(err.starts_with("core.auth.web.refreshLease: "), "{err}");
+        }
+        let typo =
+            AuthConfig::from_value(&json!({"core": {"auth": {"web": {"refreshLeas": "2s"}}}}))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            typo.contains("did you mean core.auth.web.refreshLease"),
+            "{typo}"
+        );
     }
 
     #[test]

@@ -135,5 +135,4 @@ pub use events::{LoginEvent, LogoutEvent};
 pub use extract::{Authenticated, LoginRequired, UserService};
 pub use identity::{Identity, IdentityKind};
 pub use manager::{AccessToken, AuthManager, IdToken};
-pub use refresh::{RefreshLease, RefreshLock};
 pub use user::{User, UserType};

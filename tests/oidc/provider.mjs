@@ -8,6 +8,8 @@
 //   OP_ID_TOKEN_TTL      ID-token lifetime in seconds (default 3600)
 //   OP_ROTATE_REFRESH_TOKEN  `1`: a new refresh token on every refresh, and a reused one
 //                        revokes the grant (Keycloak, Auth0, Okta with rotation on); default off
+//   OP_REFRESH_DELAY_MS  holds the answer to every refresh-token grant this long after the grant
+//                        was made (a slow provider; the grant is counted at once); default 0
 //
 // Each start generates a fresh RSA signing key with a fresh `kid`, so restarting the provider on
 // the same port is a signing-key rotation.
@@ -30,6 +32,7 @@ const clients = JSON.parse(process.env.OP_CLIENTS ?? '[]');
 const accessTokenTtl = Number.parseInt(process.env.OP_ACCESS_TOKEN_TTL ?? '3600', 10);
 const idTokenTtl = Number.parseInt(process.env.OP_ID_TOKEN_TTL ?? '3600', 10);
 const rotateRefreshToken = process.env.OP_ROTATE_REFRESH_TOKEN === '1';
+const refreshDelayMs = Number.parseInt(process.env.OP_REFRESH_DELAY_MS ?? '0', 10);
 const issuer = `http://127.0.0.1:${port}`;
 const refreshes = { success: 0, error: 0 };
 
@@ -137,6 +140,13 @@ provider.use(async (ctx, next) => {
     return;
   }
   ctx.body = refreshes;
+});
+// A slow provider: the answer to a refresh-token grant leaves only after OP_REFRESH_DELAY_MS.
+provider.use(async (ctx, next) => {
+  await next();
+  if (refreshDelayMs > 0 && ctx.oidc?.params?.grant_type === 'refresh_token') {
+    await new Promise((resolve) => { setTimeout(resolve, refreshDelayMs); });
+  }
 });
 provider.on('grant.success', (ctx) => {
   if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes.success += 1;

@@ -41,6 +41,9 @@ pub struct ProviderOptions {
     /// Refresh-token rotation (`rotateRefreshToken`): a new refresh token on every refresh, and
     /// a reused one revokes the grant. Default: off.
     pub rotate_refresh_token: bool,
+    /// How long the provider holds its answer to a refresh-token grant, after making (and
+    /// counting) the grant: a slow token endpoint. Default: none.
+    pub refresh_delay: Duration,
 }
 
 impl Default for ProviderOptions {
@@ -50,6 +53,7 @@ impl Default for ProviderOptions {
             access_token_ttl: 3600,
             id_token_ttl: 3600,
             rotate_refresh_token: false,
+            refresh_delay: Duration::ZERO,
         }
     }
 }
@@ -123,6 +127,25 @@ impl OidcProvider {
         )
     }
 
+    /// Waits until the provider has answered (or, with a
+    /// [`refresh_delay`](ProviderOptions::refresh_delay), made) `success` refresh grants;
+    /// panics after `within`.
+    pub async fn wait_for_refresh_grants(&self, success: u64, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (done, _) = self.refresh_grants().await;
+            if done >= success {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the provider saw {done} of {success} refresh grants within {within:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// What the provider printed so far (for assertion messages).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -156,6 +179,10 @@ impl OidcProvider {
                 } else {
                     "0"
                 },
+            )
+            .env(
+                "OP_REFRESH_DELAY_MS",
+                self.options.refresh_delay.as_millis().to_string(),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

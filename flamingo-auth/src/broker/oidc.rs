@@ -663,8 +663,7 @@ impl OidcBroker {
             broker: this,
             data,
             session: ctx.session.id(),
-            repository: ctx.auth.repository().clone(),
-            lock: ctx.auth.refresh_lock(),
+            store: ctx.auth.refresh_store().clone(),
         };
         match ctx.auth.refreshes().refresh(job, &refresh_token).await {
             Outcome::Refreshed(new_data) => {
