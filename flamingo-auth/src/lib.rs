@@ -109,6 +109,7 @@
 
 mod auth;
 pub mod auth_params;
+pub mod backchannel;
 mod broker;
 mod client;
 pub mod config;
@@ -125,6 +126,7 @@ mod routes;
 pub mod session_data;
 mod template;
 pub mod user;
+mod user_sessions;
 
 pub use auth::{Auth, AuthBuilder, RetryPolicy};
 pub use auth_params::AuthCodeOptioner;
@@ -137,3 +139,4 @@ pub use identity::{Identity, IdentityKind};
 pub use manager::{AccessToken, AuthManager, IdToken};
 pub use refresh::{RefreshLease, RefreshLock};
 pub use user::{User, UserType};
+pub use user_sessions::{session_owner, UserSession};
