@@ -168,8 +168,8 @@ impl Fixture {
         assert!(
             body["error_description"]
                 .as_str()
-                .is_some_and(|d| !d.is_empty()),
-            "{why}: {body}"
+                .is_some_and(|d| d.contains(reason)),
+            "{why}: expected a description with {reason:?}: {body}"
         );
         assert!(
             self.logged_in(browser).await,
