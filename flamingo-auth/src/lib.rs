@@ -14,6 +14,12 @@
 //!   is on. `redirecturl` may only be relative or on the same host; the site's host comes from
 //!   `core.auth.web.baseURL`, from forwarding headers of `core.auth.web.trustedProxies` only, or
 //!   from `Host` (see [the site's own URL](config#the-sites-own-url)).
+//! - **Back-channel logout**: `POST /core/auth/backchannelLogout/{broker}` takes an `oidc`
+//!   provider's logout token and ends the sessions it names on every instance (see
+//!   [`backchannel`]).
+//! - **The user's sessions**: every login is recorded in the session backend's per-user index
+//!   ([`session_owner`]); [`AuthManager::sessions`] lists them and
+//!   [`AuthManager::end_all_sessions`] logs out everywhere.
 //! - **Extractors**: [`User`] (a guest when nobody is logged in), [`Authenticated`] (requires a
 //!   login: 401 for APIs, a redirect to the login for browsers), [`UserService`], and
 //!   [`AuthManager`] for the ID token, the access token (refreshed when it expires) and
