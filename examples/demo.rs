@@ -22,6 +22,10 @@
 //! - `POST /flash` `{"message": "..."}`; `GET /flash` answers and pops the list;
 //! - `PUT /kv/{key}` stores a JSON value; `GET /kv` answers every key with its value;
 //! - `GET /me`: `{"loggedIn": bool, "broker": ..., "user": {"sub","name","email","groups"}}`;
+//! - `GET /me/sessions`: the logged-in user's live sessions at their broker, on every instance
+//!   sharing the store: `{"sessions": [{"idHash", "current", "created", "lastSeen"}]}` (a
+//!   guest: `{"sessions": []}`); `DELETE /me/sessions` ends all of them, this one included
+//!   ("log out everywhere"): `{"ended": N}`. Both with `Cache-Control: no-store`;
 //! - `GET /api/whoami`: calls the protected API `demo.protectedApi` with the logged-in user's
 //!   access token through `AuthManager::http_client()` (401 without a login);
 //! - Flamingo's auth routes under `/core/auth/` (login, callback, logout) for the brokers in
@@ -160,6 +164,28 @@ async fn me(user: User) -> HttpResponse {
         "broker": user.broker,
         "user": { "sub": user.sub, "name": user.name, "email": user.email, "groups": user.groups },
     }))
+}
+
+/// `GET /me/sessions`: the user's sessions, or none for a guest.
+async fn my_sessions(auth: AuthManager) -> Result<HttpResponse, AuthError> {
+    let sessions = match auth.sessions().await {
+        Err(err) if err.is_not_logged_in() => Vec::new(),
+        other => other?,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "sessions": sessions })))
+}
+
+/// `DELETE /me/sessions`: log out everywhere.
+async fn end_my_sessions(auth: AuthManager) -> Result<HttpResponse, AuthError> {
+    let ended = match auth.end_all_sessions().await {
+        Err(err) if err.is_not_logged_in() => 0,
+        other => other?,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "ended": ended })))
 }
 
 /// The protected API the demo calls with the user's access token (`demo.protectedApi`).
@@ -431,6 +457,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .wrap(sessions.middleware())
             .route("/", web::get().to(index))
             .route("/me", web::get().to(me))
+            .route("/me/sessions", web::get().to(my_sessions))
+            .route("/me/sessions", web::delete().to(end_my_sessions))
             .route("/api/whoami", web::get().to(whoami))
             .route("/counter", web::get().to(counter))
             .route("/cart/items", web::post().to(add_item))

@@ -3,10 +3,13 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use flamingo_session::{backend::SessionBackend, Session, SessionRepository, Sessions};
+use flamingo_session::{
+    backend::SessionBackend, Session, SessionDirectory, SessionRepository, Sessions,
+};
 
 use crate::{
     auth_params::AuthCodeOptioner,
+    backchannel::SeenTokens,
     broker::{Broker, CallbackError, Ctx, OidcBroker},
     config::AuthConfig,
     error::AuthConfigError,
@@ -54,6 +57,17 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How long a session that logged in can live: `max.lifetime` when set (it ends the session
+/// however active), else `max.age` (a session used at least that often lives on; a record kept
+/// this long may expire before such a session does).
+fn login_lifetime(config: &flamingo_session::SessionConfig) -> Duration {
+    if config.max_lifetime.is_zero() {
+        config.max_age
+    } else {
+        config.max_lifetime
+    }
+}
+
 /// Start-up options of the brokers.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -74,8 +88,14 @@ struct Inner {
     callback_error_handler: Option<CallbackErrorHandler>,
     logout_purges_session: bool,
     auth_code_optioners: Vec<Arc<dyn AuthCodeOptioner>>,
+    repository: SessionRepository,
+    directory: SessionDirectory,
+    /// How long a login's records (the back-channel `sid` record) live: the session's
+    /// `max.lifetime` when set, else its `max.age`.
+    login_lifetime: Duration,
     refreshes: Refreshes,
     refresh_store: Store,
+    seen_logout_tokens: SeenTokens,
 }
 
 /// Flamingo's core/auth for an actix-web app: the brokers of `core.auth.web.broker`, their
@@ -164,6 +184,8 @@ pub struct AuthBuilder {
     auth_code_optioners: Vec<Arc<dyn AuthCodeOptioner>>,
     repository: SessionRepository,
     backend: Arc<dyn SessionBackend>,
+    directory: SessionDirectory,
+    login_lifetime: Duration,
 }
 
 impl std::fmt::Debug for AuthBuilder {
@@ -201,6 +223,8 @@ impl AuthBuilder {
             auth_code_optioners: Vec::new(),
             repository: sessions.repository(),
             backend,
+            directory: sessions.directory(),
+            login_lifetime: login_lifetime(sessions.config()),
         })
     }
 
@@ -337,12 +361,16 @@ impl AuthBuilder {
                 callback_error_handler: self.callback_error_handler,
                 logout_purges_session: self.config.logout_purges_session,
                 auth_code_optioners: self.auth_code_optioners,
+                repository: self.repository.clone(),
+                directory: self.directory,
+                login_lifetime: self.login_lifetime,
                 refreshes: Refreshes::default(),
                 refresh_store: Store {
                     repository: self.repository,
                     backend: self.backend,
                     lease_time: self.config.refresh_lease,
                 },
+                seen_logout_tokens: SeenTokens::default(),
             }),
             listeners: Arc::new(self.listeners),
         })
@@ -421,7 +449,8 @@ impl Auth {
     }
 
     /// Mounts the routes (`/core/auth/login/{broker}`, `/core/auth/callback/{broker}`,
-    /// `/core/auth/logout`, `/core/auth/logout/{broker}`, `/core/auth/logoutCallback`, and
+    /// `/core/auth/logout`, `/core/auth/logout/{broker}`, `/core/auth/logoutCallback`,
+    /// `POST /core/auth/backchannelLogout/{broker}` (see [`backchannel`](crate::backchannel)), and
     /// `/core/auth/debug` when `core.auth.web.debugController` is on) and the app data of the
     /// extractors. Use with `App::configure`.
     ///
@@ -477,6 +506,26 @@ impl Auth {
 
     pub(crate) fn auth_code_optioners(&self) -> &[Arc<dyn AuthCodeOptioner>] {
         &self.inner.auth_code_optioners
+    }
+
+    /// The session store, for reading a session again outside its request's copy.
+    pub(crate) fn repository(&self) -> &SessionRepository {
+        &self.inner.repository
+    }
+
+    /// The owners' session indexes and the leases of the session backend.
+    pub(crate) fn directory(&self) -> &SessionDirectory {
+        &self.inner.directory
+    }
+
+    /// How long a login's shared records live (see [`login_lifetime`]).
+    pub(crate) fn login_lifetime(&self) -> Duration {
+        self.inner.login_lifetime
+    }
+
+    /// The logout-token `jti`s seen by this process (for backends without leases).
+    pub(crate) fn seen_logout_tokens(&self) -> &SeenTokens {
+        &self.inner.seen_logout_tokens
     }
 
     pub(crate) fn refreshes(&self) -> &Refreshes {

@@ -31,6 +31,11 @@
 //!           stateLifeTime: 30m
 //!           loginParameters: [login_hint, prompt]   # passed on from /core/auth/login/main?...
 //!           authParameters: { prompt: consent }     # sent with every login; default none
+//!           backchannelLogout:                      # POST /core/auth/backchannelLogout/main
+//!             enabled: true
+//!             maxAge: 2m         # a logout token issued longer ago is refused
+//!             clockSkew: 30s     # how far in the future its iat may be
+//!             signingAlg: RS256  # the only alg accepted (the client's id_token_signed_response_alg)
 //!         - broker: basic
 //!           typ: http
 //!           realm: intranet
@@ -115,6 +120,13 @@ const OIDC_KEYS: &[&str] = &[
     "stateLifeTime",
     "loginParameters",
     "authParameters",
+    "backchannelLogout",
+];
+const BACKCHANNEL_KEYS: &[&str] = &["enabled", "maxAge", "clockSkew", "signingAlg"];
+/// The algorithms a logout token may be signed with: asymmetric, so the provider's published
+/// keys can check them.
+const LOGOUT_TOKEN_ALGS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 ];
 const CLAIMS_KEYS: &[&str] = &["idToken", "accessToken"];
 const REQUEST_CLAIMS_KEYS: &[&str] = &["idToken", "userInfo"];
@@ -370,6 +382,41 @@ pub struct OidcConfig {
     /// [`LOGIN_PARAMETERS`](crate::auth_params::LOGIN_PARAMETERS), values checked at start-up.
     /// Default: none (no `prompt` at all).
     pub auth_parameters: BTreeMap<String, String>,
+    /// `backchannelLogout`: OpenID Connect Back-Channel Logout at
+    /// `/core/auth/backchannelLogout/<broker>`.
+    pub backchannel_logout: BackchannelLogoutConfig,
+}
+
+/// `backchannelLogout` of an `oidc` broker: how logout tokens the provider posts to
+/// `/core/auth/backchannelLogout/<broker>` are checked (OpenID Connect Back-Channel Logout 1.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackchannelLogoutConfig {
+    /// `enabled`: whether the endpoint accepts logout tokens for this broker. Default: `true`
+    /// (a token must be signed by the provider's keys, so the endpoint gives nobody else a
+    /// way in).
+    pub enabled: bool,
+    /// `maxAge`: a logout token whose `iat` is longer ago than this is refused as stale; seen
+    /// `jti`s are remembered this long (plus `clockSkew`) to refuse replays. Default: 2 minutes.
+    pub max_age: Duration,
+    /// `clockSkew`: how far in the future a token's `iat` (and how far in the past its `exp`)
+    /// may be, for clocks that differ. Default: 30 s.
+    pub clock_skew: Duration,
+    /// `signingAlg`: the only JWS algorithm accepted, the client's registered
+    /// `id_token_signed_response_alg` (the spec signs logout tokens like ID tokens); one of
+    /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA. Default: `RS256`.
+    pub signing_alg: String,
+}
+
+impl Default for BackchannelLogoutConfig {
+    fn default() -> Self {
+        BackchannelLogoutConfig {
+            enabled: true,
+            max_age: Duration::from_secs(120),
+            clock_skew: Duration::from_secs(30),
+            signing_alg: "RS256".to_owned(),
+        }
+    }
 }
 
 /// An `http` broker: HTTP Basic authentication against a fixed user list.
@@ -680,6 +727,30 @@ fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigE
             auth_parameters.insert(name, value);
         }
     }
+    let mut backchannel_logout = BackchannelLogoutConfig::default();
+    if let Some(n) = node.child("backchannelLogout") {
+        n.check_keys(BACKCHANNEL_KEYS)?;
+        backchannel_logout.enabled = n.bool_or("enabled", true)?;
+        if let Some(age) = n.child("maxAge") {
+            backchannel_logout.max_age = age.as_duration()?;
+        }
+        if let Some(skew) = n.child("clockSkew") {
+            backchannel_logout.clock_skew = skew.as_duration()?;
+        }
+        if let Some(alg) = n.child("signingAlg") {
+            let name = alg.as_string()?;
+            if !LOGOUT_TOKEN_ALGS.contains(&name.as_str()) {
+                return Err(AuthConfigError::invalid(
+                    &alg.key,
+                    format!(
+                        "{name:?} is not accepted for logout tokens; use one of {}",
+                        LOGOUT_TOKEN_ALGS.join(", ")
+                    ),
+                ));
+            }
+            backchannel_logout.signing_alg = name;
+        }
+    }
     Ok(OidcConfig {
         broker,
         client_id,
@@ -695,6 +766,7 @@ fn parse_oidc(node: &Node<'_>, broker: String) -> Result<OidcConfig, AuthConfigE
         state_lifetime,
         login_parameters,
         auth_parameters,
+        backchannel_logout,
     })
 }
 
@@ -1069,6 +1141,49 @@ mod tests {
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         parse(json!([broker]))
+    }
+
+    #[test]
+    fn backchannel_logout_settings_are_strict() {
+        let oidc = |extra: Value| match oidc_with(extra).map(|c| c.brokers[0].clone()) {
+            Ok(BrokerConfig::Oidc(oidc)) => Ok(oidc.backchannel_logout),
+            Ok(_) => panic!("not oidc"),
+            Err(err) => Err(err.to_string()),
+        };
+        assert_eq!(oidc(json!({})).unwrap(), BackchannelLogoutConfig::default());
+        let set = oidc(json!({"backchannelLogout": {
+            "enabled": false, "maxAge": "5m", "clockSkew": "1s", "signingAlg": "ES256"
+        }}))
+        .unwrap();
+        assert!(!set.enabled);
+        assert_eq!(set.max_age, Duration::from_secs(300));
+        assert_eq!(set.clock_skew, Duration::from_secs(1));
+        assert_eq!(set.signing_alg, "ES256");
+        for (extra, message) in [
+            (
+                json!({"backchannelLogout": {"maxAg": "5m"}}),
+                "core.auth.web.broker[0].backchannelLogout.maxAg: unknown key (did you mean \
+                 core.auth.web.broker[0].backchannelLogout.maxAge?)",
+            ),
+            (
+                json!({"backchannelLogout": {"signingAlg": "none"}}),
+                "core.auth.web.broker[0].backchannelLogout.signingAlg: \"none\" is not accepted",
+            ),
+            (
+                json!({"backchannelLogout": {"signingAlg": "HS256"}}),
+                "core.auth.web.broker[0].backchannelLogout.signingAlg: \"HS256\" is not accepted",
+            ),
+            (
+                json!({"backchannelLogout": {"maxAge": "soon"}}),
+                "core.auth.web.broker[0].backchannelLogout.maxAge: ",
+            ),
+        ] {
+            let err = oidc(extra).unwrap_err();
+            assert!(
+                err.starts_with(message),
+                "{err:?} does not start with {message:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The errors of auth: [`AuthConfigError`] at start-up, [`AuthError`] while serving requests.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use flamingo_session::SessionError;
+use flamingo_session::{backend::BackendError, DirectoryError, SessionError};
 
 /// A boxed error from a lower layer (HTTP transport, openidconnect).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -112,6 +112,10 @@ pub enum AuthError {
     /// The session could not be read or written.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The user's sessions could not be listed or ended: the backend keeps no per-owner index
+    /// (503 when it cannot be reached, 500 otherwise).
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
     /// A request made with the [`AuthHttpClient`](crate::AuthHttpClient) failed.
     #[error("request with the user's access token failed: {0}")]
     Request(#[source] reqwest::Error),
@@ -157,7 +161,10 @@ impl ResponseError for AuthError {
             AuthError::UnknownBroker { .. } => StatusCode::NOT_FOUND,
             AuthError::BadLoginRequest { .. } => StatusCode::BAD_REQUEST,
             AuthError::Provider { .. } | AuthError::Request(_) => StatusCode::BAD_GATEWAY,
-            AuthError::Unsupported { .. } | AuthError::Session(_) => {
+            AuthError::Directory(DirectoryError::Backend(BackendError::Unavailable(_))) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AuthError::Unsupported { .. } | AuthError::Session(_) | AuthError::Directory(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -171,7 +178,9 @@ impl ResponseError for AuthError {
         let message = match self {
             // Details of server-side failures stay in the log.
             AuthError::Provider { .. } => "identity provider failed".to_owned(),
-            AuthError::Session(_) | AuthError::Unsupported { .. } => "auth failed".to_owned(),
+            AuthError::Session(_) | AuthError::Unsupported { .. } | AuthError::Directory(_) => {
+                "auth failed".to_owned()
+            }
             other => other.to_string(),
         };
         HttpResponse::build(status)

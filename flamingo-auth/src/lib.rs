@@ -14,6 +14,12 @@
 //!   is on. `redirecturl` may only be relative or on the same host; the site's host comes from
 //!   `core.auth.web.baseURL`, from forwarding headers of `core.auth.web.trustedProxies` only, or
 //!   from `Host` (see [the site's own URL](config#the-sites-own-url)).
+//! - **Back-channel logout**: `POST /core/auth/backchannelLogout/{broker}` takes an `oidc`
+//!   provider's logout token and ends the sessions it names on every instance (see
+//!   [`backchannel`]).
+//! - **The user's sessions**: every login is recorded in the session backend's per-user index
+//!   ([`session_owner`]); [`AuthManager::sessions`] lists them and
+//!   [`AuthManager::end_all_sessions`] logs out everywhere.
 //! - **Extractors**: [`User`] (a guest when nobody is logged in), [`Authenticated`] (requires a
 //!   login: 401 for APIs, a redirect to the login for browsers), [`UserService`], and
 //!   [`AuthManager`] for the ID token, the access token (refreshed when it expires) and
@@ -109,6 +115,7 @@
 
 mod auth;
 pub mod auth_params;
+pub mod backchannel;
 mod broker;
 mod client;
 pub mod config;
@@ -125,6 +132,7 @@ mod routes;
 pub mod session_data;
 mod template;
 pub mod user;
+mod user_sessions;
 
 pub use auth::{Auth, AuthBuilder, RetryPolicy};
 pub use auth_params::AuthCodeOptioner;
@@ -136,3 +144,4 @@ pub use extract::{Authenticated, LoginRequired, UserService};
 pub use identity::{Identity, IdentityKind};
 pub use manager::{AccessToken, AuthManager, IdToken};
 pub use user::{User, UserType};
+pub use user_sessions::{session_owner, UserSession};

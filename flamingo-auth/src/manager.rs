@@ -151,6 +151,10 @@ impl AuthManager {
         &self.session
     }
 
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             req: &self.req,

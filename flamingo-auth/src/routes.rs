@@ -17,11 +17,14 @@ use crate::{
         self, fake_session_key, oidc_session_key, LogoutRedirects, LogoutState,
         LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, LOGOUT_STATE_KEY, REDIRECT_KEY,
     },
-    Auth,
+    user_sessions, Auth,
 };
 
 /// The path of the logout callback, where single-sign-out redirects come back to.
 pub(crate) const LOGOUT_CALLBACK_PATH: &str = "/core/auth/logoutCallback";
+
+/// Where the OpenID Providers post logout tokens (OpenID Connect Back-Channel Logout).
+pub(crate) const BACKCHANNEL_LOGOUT_PATH: &str = "/core/auth/backchannelLogout/{broker}";
 
 pub(crate) fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
     cfg.route("/core/auth/login/{broker}", web::get().to(login))
@@ -40,7 +43,11 @@ pub(crate) fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
                 .route(web::get().to(logout_broker))
                 .route(web::post().to(logout_broker)),
         )
-        .route(LOGOUT_CALLBACK_PATH, web::get().to(logout_callback));
+        .route(LOGOUT_CALLBACK_PATH, web::get().to(logout_callback))
+        .route(
+            BACKCHANNEL_LOGOUT_PATH,
+            web::post().to(crate::backchannel::route),
+        );
     if debug {
         cfg.route("/core/auth/debug", web::get().to(crate::debug::page));
     }
@@ -128,10 +135,18 @@ async fn callback(
     .await
 }
 
-/// After a successful login: a new session ID, the login listeners, and the redirect to the
-/// remembered target.
+/// After a successful login: a new session ID recorded in the user's session index (so that it
+/// can be listed and ended with the user's other sessions), the login listeners, and the
+/// redirect to the remembered target.
 async fn complete_login(ctx: &Ctx<'_>, broker: &Broker, identity: Identity) -> HttpResponse {
-    ctx.session.renew();
+    match user_sessions::owner_of(&identity) {
+        Ok(owner) => ctx.session.renew_for(owner),
+        Err(err) => {
+            // Only an absurdly long subject gets here: the login works, unlisted.
+            tracing::warn!(broker = broker.name(), error = %err, "login not recorded in the session index");
+            ctx.session.renew();
+        }
+    }
     let target = ctx
         .session
         .try_load::<String>(REDIRECT_KEY)

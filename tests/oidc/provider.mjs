@@ -10,16 +10,24 @@
 //                        revokes the grant (Keycloak, Auth0, Okta with rotation on); default off
 //   OP_REFRESH_DELAY_MS  holds the answer to every refresh-token grant this long after the grant
 //                        was made (a slow provider; the grant is counted at once); default 0
+//   OP_SIGNING_KEY_PEM   an RSA private key (PEM) to sign with instead of a fresh one, so that a
+//                        test can sign tokens (logout tokens) the provider's JWKS verifies
+//   OP_SIGNING_KID       the `kid` of that key (default: a fresh UUID)
 //
-// Each start generates a fresh RSA signing key with a fresh `kid`, so restarting the provider on
-// the same port is a signing-key rotation.
+// Without OP_SIGNING_KEY_PEM each start generates a fresh RSA signing key with a fresh `kid`, so
+// restarting the provider on the same port is a signing-key rotation.
+//
+// Back-Channel Logout is on: a client that registers `backchannel_logout_uri` gets a logout token
+// posted there when the user logs out at the provider (other clients see no difference). Those
+// posts may go to loopback (the apps under test), which oidc-provider refuses by default.
 //
 // Besides the OpenID Connect endpoints it serves `GET /api/whoami`, a protected API: it answers
 // 200 `{"sub", "client", "scope"}` for a valid bearer access token and 401 otherwise, and
 // `GET /test/refreshes`, which counts the refresh-token grants it answered:
-// `{"success": n, "error": n}`. It prints
+// `{"success": n, "error": n}`, and `GET /test/backchannel`, which counts the back-channel
+// logout posts: `{"success": n, "error": n}` (an error is an answer other than 200/204). It prints
 // `oidc-provider listening on <issuer>` once it accepts connections.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 
 import Provider from 'oidc-provider';
 
@@ -35,6 +43,7 @@ const rotateRefreshToken = process.env.OP_ROTATE_REFRESH_TOKEN === '1';
 const refreshDelayMs = Number.parseInt(process.env.OP_REFRESH_DELAY_MS ?? '0', 10);
 const issuer = `http://127.0.0.1:${port}`;
 const refreshes = { success: 0, error: 0 };
+const backchannel = { success: 0, error: 0 };
 
 // The test accounts. Passwords are not checked by the development login form.
 const accounts = {
@@ -60,8 +69,15 @@ const accounts = {
   },
 };
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+const privateKey = process.env.OP_SIGNING_KEY_PEM
+  ? createPrivateKey(process.env.OP_SIGNING_KEY_PEM)
+  : generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+const signingKey = {
+  ...privateKey.export({ format: 'jwk' }),
+  kid: process.env.OP_SIGNING_KID || randomUUID(),
+  use: 'sig',
+  alg: 'RS256',
+};
 
 const provider = new Provider(issuer, {
   clients,
@@ -98,6 +114,13 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+  },
+  // The apps under test listen on loopback: send the logout tokens there without the
+  // special-use address guard (a test provider only).
+  async fetch(url, options) {
+    const { dispatcher: _guard, ...rest } = options;
+    return globalThis.fetch(url, rest);
   },
   pkce: { required: () => true },
   ttl: {
@@ -153,6 +176,22 @@ provider.on('grant.success', (ctx) => {
 });
 provider.on('grant.error', (ctx) => {
   if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes.error += 1;
+});
+
+// Counts back-channel logout posts, for the end-to-end logout tests.
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/test/backchannel') {
+    await next();
+    return;
+  }
+  ctx.body = backchannel;
+});
+provider.on('backchannel.success', () => {
+  backchannel.success += 1;
+});
+provider.on('backchannel.error', (_ctx, err) => {
+  backchannel.error += 1;
+  console.error('backchannel.error', err.message);
 });
 
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));

@@ -44,6 +44,10 @@ pub struct ProviderOptions {
     /// How long the provider holds its answer to a refresh-token grant, after making (and
     /// counting) the grant: a slow token endpoint. Default: none.
     pub refresh_delay: Duration,
+    /// The signing key (an RSA private key as PEM, e.g. [`rsa_pem`]) and its `kid`, so that a
+    /// test can sign tokens the provider's JWKS verifies. Default: none, a fresh key each start
+    /// (then [`OidcProvider::restart`] rotates the key; with a key given it keeps it).
+    pub signing_key: Option<(String, String)>,
 }
 
 impl Default for ProviderOptions {
@@ -54,6 +58,7 @@ impl Default for ProviderOptions {
             id_token_ttl: 3600,
             rotate_refresh_token: false,
             refresh_delay: Duration::ZERO,
+            signing_key: None,
         }
     }
 }
@@ -146,6 +151,20 @@ impl OidcProvider {
         }
     }
 
+    /// The back-channel logout posts the provider made so far: (answered 200/204, failed).
+    pub async fn backchannel_posts(&self) -> (u64, u64) {
+        let counts: Value = reqwest::get(format!("{}/test/backchannel", self.issuer()))
+            .await
+            .expect("GET /test/backchannel")
+            .json()
+            .await
+            .expect("back-channel counts are JSON");
+        (
+            counts["success"].as_u64().expect("success count"),
+            counts["error"].as_u64().expect("error count"),
+        )
+    }
+
     /// What the provider printed so far (for assertion messages).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -159,7 +178,13 @@ impl OidcProvider {
                  `npm ci --prefix tests/oidc` (needs Node.js >= 20.12 and npm)"
             );
         }
-        let mut child = match Command::new("node")
+        let mut command = Command::new("node");
+        if let Some((pem, kid)) = &self.options.signing_key {
+            command
+                .env("OP_SIGNING_KEY_PEM", pem)
+                .env("OP_SIGNING_KID", kid);
+        }
+        let mut child = match command
             .arg(dir.join("provider.mjs"))
             .current_dir(&dir)
             .env("OP_PORT", self.port.to_string())
@@ -261,7 +286,7 @@ pub fn location(response: &reqwest::Response) -> Option<String> {
 }
 
 /// The `action` of the first form in `html`, resolved against `base`.
-fn form_action(html: &str, base: &reqwest::Url) -> String {
+pub fn form_action(html: &str, base: &reqwest::Url) -> String {
     let start = html
         .find("action=\"")
         .map(|i| i + "action=\"".len())
@@ -277,7 +302,7 @@ fn form_action(html: &str, base: &reqwest::Url) -> String {
 }
 
 /// The value of the hidden input `name` in `html`.
-fn hidden_value(html: &str, name: &str) -> Option<String> {
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;

@@ -445,6 +445,9 @@ impl OidcBroker {
                 err,
             )));
         }
+        if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
+            crate::backchannel::remember_sid(ctx.auth, broker, sid, identity.subject()).await;
+        }
         Ok(identity)
     }
 
@@ -534,9 +537,23 @@ impl OidcBroker {
         jwt_payload(&id_token.to_string()).ok_or(VerifyError::Payload)
     }
 
+    /// The provider's signing keys as last fetched, and its issuer: what a logout token is
+    /// checked against (see [`crate::backchannel`]).
+    pub(crate) fn keys_and_issuer(&self) -> (JsonWebKeySet<CoreJsonWebKey>, String) {
+        let state = self.provider.load();
+        (
+            state.metadata.jwks().clone(),
+            state.metadata.issuer().as_str().to_owned(),
+        )
+    }
+
+    pub(crate) fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
     /// Discovers the provider again, at most once per `refetch_interval`. Returns whether new
     /// keys were loaded.
-    async fn refetch_keys(&self) -> bool {
+    pub(crate) async fn refetch_keys(&self) -> bool {
         let mut last = self.last_refetch.lock().await;
         if last.is_some_and(|at| at.elapsed() < self.refetch_interval) {
             tracing::debug!(broker = %self.config.broker, "unknown signing key; refetch is rate-limited");
