@@ -8,6 +8,13 @@
 //   OP_ID_TOKEN_TTL      ID-token lifetime in seconds (default 3600)
 //   OP_ROTATE_REFRESH_TOKEN  `1`: a new refresh token on every refresh, and a reused one
 //                        revokes the grant (Keycloak, Auth0, Okta with rotation on); default off
+//   OP_RESOURCE_SERVERS  JSON object: resource indicator -> {"accessTokenTTL": seconds}. Each
+//                        is an API that gets JWT access tokens (RFC 9068, `aud` = the
+//                        indicator) through `resource=`; also turns on the client credentials
+//                        grant. Default: none (a `resource=` is refused, as before)
+//   OP_TEST_SIGNER       `1`: serve `POST /test/sign`, which signs the JSON object it is sent
+//                        as a JWT with the provider's own key (for tokens no grant issues:
+//                        another `iss`, an early `nbf`); default off
 //
 // Each start generates a fresh RSA signing key with a fresh `kid`, so restarting the provider on
 // the same port is a signing-key rotation.
@@ -17,9 +24,9 @@
 // `GET /test/refreshes`, which counts the refresh-token grants it answered:
 // `{"success": n, "error": n}`. It prints
 // `oidc-provider listening on <issuer>` once it accepts connections.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const port = Number.parseInt(process.env.OP_PORT ?? '', 10);
 if (!Number.isInteger(port) || port <= 0) {
@@ -30,6 +37,8 @@ const clients = JSON.parse(process.env.OP_CLIENTS ?? '[]');
 const accessTokenTtl = Number.parseInt(process.env.OP_ACCESS_TOKEN_TTL ?? '3600', 10);
 const idTokenTtl = Number.parseInt(process.env.OP_ID_TOKEN_TTL ?? '3600', 10);
 const rotateRefreshToken = process.env.OP_ROTATE_REFRESH_TOKEN === '1';
+const resourceServers = JSON.parse(process.env.OP_RESOURCE_SERVERS ?? '{}');
+const testSigner = process.env.OP_TEST_SIGNER === '1';
 const issuer = `http://127.0.0.1:${port}`;
 const refreshes = { success: 0, error: 0 };
 
@@ -95,6 +104,25 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    ...(Object.keys(resourceServers).length > 0
+      ? {
+          clientCredentials: { enabled: true },
+          resourceIndicators: {
+            enabled: true,
+            async getResourceServerInfo(_ctx, indicator) {
+              const server = resourceServers[indicator];
+              if (!server) throw new errors.InvalidTarget();
+              return {
+                scope: 'api',
+                audience: indicator,
+                accessTokenTTL: server.accessTokenTTL ?? accessTokenTtl,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg: 'RS256' } },
+              };
+            },
+          },
+        }
+      : {}),
   },
   pkce: { required: () => true },
   ttl: {
@@ -144,6 +172,24 @@ provider.on('grant.success', (ctx) => {
 provider.on('grant.error', (ctx) => {
   if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes.error += 1;
 });
+
+// Signs what it is sent with the provider's key, for the bearer-token tests (OP_TEST_SIGNER).
+if (testSigner) {
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/test/sign' || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const claims = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${b64({ alg: 'RS256', typ: 'at+jwt', kid: signingKey.kid })}.${b64(claims)}`;
+    const signature = sign('sha256', Buffer.from(input), privateKey).toString('base64url');
+    ctx.type = 'text/plain';
+    ctx.body = `${input}.${signature}`;
+  });
+}
 
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));
 
