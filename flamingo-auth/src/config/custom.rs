@@ -18,7 +18,7 @@ use crate::error::AuthConfigError;
 /// ```
 /// use flamingo_auth::config::{AuthConfig, BrokerConfig};
 /// let json = serde_json::json!({"core": {"auth": {"web": {"broker": [
-///     {"broker": "keys", "typ": "apikey", "header": "x-api-key", "kyes": {}}
+///     {"broker": "keys", "typ": "apikey", "header": "x-api-key", "key": {}}
 /// ]}}}});
 /// let config = AuthConfig::from_value(&json)?;
 /// let BrokerConfig::Custom(custom) = &config.brokers[0] else { panic!() };
@@ -27,7 +27,7 @@ use crate::error::AuthConfigError;
 /// let err = custom.check_keys(&["header", "keys"]).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
-///     "core.auth.web.broker[0].kyes: unknown key (did you mean core.auth.web.broker[0].keys?)"
+///     "core.auth.web.broker[0].key: unknown key (did you mean core.auth.web.broker[0].keys?)"
 /// );
 /// # Ok::<(), flamingo_auth::AuthConfigError>(())
 /// ```
