@@ -114,6 +114,7 @@ mod auth;
 pub mod auth_params;
 mod broker;
 mod client;
+mod clock;
 pub mod config;
 mod debug;
 mod error;

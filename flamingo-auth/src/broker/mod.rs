@@ -81,9 +81,9 @@ impl Broker {
             )),
             BrokerConfig::Http(c) => Broker::Http(HttpBroker::new(c)),
             BrokerConfig::Fake(c) => Broker::Fake(FakeBroker::new(c)),
-            BrokerConfig::OAuth2(c) => {
-                Broker::OAuth2(Box::new(OAuth2Broker::new(c, index, options).await?))
-            }
+            BrokerConfig::OAuth2(c) => Broker::OAuth2(Box::new(
+                OAuth2Broker::new(c, index, &options.retry, options.jwks_refetch_interval).await?,
+            )),
             BrokerConfig::Custom(c) => {
                 let Some((typ, factory)) = types.get(&c.typ().to_ascii_lowercase()) else {
                     let known = ["oidc", "oauth2", "http", "fake"]

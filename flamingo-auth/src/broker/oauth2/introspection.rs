@@ -10,7 +10,10 @@ use sha2::{Digest as _, Sha256};
 use url::Url;
 
 use super::{jwt::audience_matches, Rejection};
-use crate::{broker::oidc::now, config::OAuth2Config, config::Secret};
+use crate::{
+    clock::now,
+    config::{OAuth2Config, Secret},
+};
 
 /// At most this many answers are cached; when full, expired ones go, then all.
 const MAX_CACHED: usize = 10_000;

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::Rejection;
-use crate::{broker::oidc::now, config::OAuth2Config, error::BoxError, log::Escaped};
+use crate::{clock::now, config::OAuth2Config, error::BoxError, log::Escaped};
 
 type Jwks = JsonWebKeySet<CoreJsonWebKey>;
 

@@ -65,15 +65,15 @@ impl OAuth2Broker {
     pub(crate) async fn new(
         config: OAuth2Config,
         index: usize,
-        options: &crate::auth::Options,
+        retry: &crate::RetryPolicy,
+        jwks_refetch_interval: std::time::Duration,
     ) -> Result<Self, AuthConfigError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(options.retry.request_timeout)
+            .timeout(retry.request_timeout)
             .build()
             .map_err(|err| AuthConfigError::invalid(crate::config::BROKER_KEY, err.to_string()))?;
-        let metadata =
-            discovery::discover_with_retries(&config, index, &http, &options.retry).await?;
+        let metadata = discovery::discover_with_retries(&config, index, &http, retry).await?;
         let missing = |what: &str| AuthConfigError::Discovery {
             key: format!("{}[{index}].endpoint", crate::config::BROKER_KEY),
             broker: config.broker.clone(),
@@ -99,7 +99,7 @@ impl OAuth2Broker {
                         audience,
                         jwks_uri,
                         http,
-                        options.jwks_refetch_interval,
+                        jwks_refetch_interval,
                     )
                     .await
                     .map_err(|source| AuthConfigError::Discovery {
