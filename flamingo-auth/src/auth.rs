@@ -10,8 +10,10 @@ use flamingo_session::{
 use crate::{
     auth_params::AuthCodeOptioner,
     backchannel::SeenTokens,
-    broker::{Broker, CallbackError, Ctx, OidcBroker},
-    config::AuthConfig,
+    broker::{
+        Broker, BrokerTypes, CallbackError, Ctx, CustomBroker, OidcBroker, RequestIdentifier,
+    },
+    config::{AuthConfig, CustomBrokerConfig},
     error::AuthConfigError,
     events::{login_listener, logout_listener, Listeners, LoginEvent, LogoutEvent},
     identity::Identity,
@@ -186,6 +188,8 @@ pub struct AuthBuilder {
     backend: Arc<dyn SessionBackend>,
     directory: SessionDirectory,
     login_lifetime: Duration,
+    broker_types: BrokerTypes,
+    registered_brokers: Vec<Arc<dyn RequestIdentifier>>,
 }
 
 impl std::fmt::Debug for AuthBuilder {
@@ -225,7 +229,78 @@ impl AuthBuilder {
             backend,
             directory: sessions.directory(),
             login_lifetime: login_lifetime(sessions.config()),
+            broker_types: BrokerTypes::new(),
+            registered_brokers: Vec::new(),
         })
+    }
+
+    /// Adds a broker of the application's own (see [`RequestIdentifier`]), after the brokers
+    /// of `core.auth.web.broker`. Its name must differ from every other broker's. Default:
+    /// none.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(config: config::Config, sessions: flamingo_session::Sessions) -> Result<(), flamingo_auth::AuthConfigError> {
+    /// use flamingo_auth::mock::MockBroker;
+    /// let auth = flamingo_auth::Auth::builder(&config, &sessions)?
+    ///     .broker(MockBroker::new("mock").with_user("alice", serde_json::json!({})))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn broker(mut self, identifier: impl RequestIdentifier) -> Self {
+        self.registered_brokers.push(Arc::new(identifier));
+        self
+    }
+
+    /// Registers a broker type: entries of `core.auth.web.broker` with this `typ` (compared
+    /// case-insensitively) are built by `factory` from their
+    /// [`CustomBrokerConfig`] (Flamingo's `RequestIdentifierFactory`). The factory should
+    /// check its keys with [`CustomBrokerConfig::check_keys`]. An entry whose `typ` is neither
+    /// built in nor registered stops [`build`](Self::build). Default: none.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use flamingo_auth::{async_trait, AuthError, BrokerRequest, Identity, RequestIdentifier};
+    ///
+    /// struct Nobody(String);
+    ///
+    /// #[async_trait(?Send)]
+    /// impl RequestIdentifier for Nobody {
+    ///     fn broker(&self) -> &str { &self.0 }
+    ///     async fn identify(&self, _: &BrokerRequest<'_>) -> Result<Option<Identity>, AuthError> {
+    ///         Ok(None)
+    ///     }
+    /// }
+    ///
+    /// # async fn f(config: config::Config, sessions: flamingo_session::Sessions) -> Result<(), flamingo_auth::AuthConfigError> {
+    /// // core.auth.web.broker: [{broker: closed, typ: nobody}]
+    /// let auth = flamingo_auth::Auth::builder(&config, &sessions)?
+    ///     .broker_type("nobody", |entry| {
+    ///         entry.check_keys(&[])?;
+    ///         Ok(Nobody(entry.broker().to_owned()))
+    ///     })
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn broker_type<F, I>(mut self, typ: &'static str, factory: F) -> Self
+    where
+        F: Fn(&CustomBrokerConfig) -> Result<I, AuthConfigError> + Send + Sync + 'static,
+        I: RequestIdentifier,
+    {
+        self.broker_types.insert(
+            typ.to_ascii_lowercase(),
+            (
+                typ,
+                Arc::new(move |config: &CustomBrokerConfig| {
+                    factory(config).map(|b| Arc::new(b) as Arc<dyn RequestIdentifier>)
+                }),
+            ),
+        );
+        self
     }
 
     /// Adds an [`AuthCodeOptioner`]: parameters added to the authorization request of every
@@ -329,13 +404,40 @@ impl AuthBuilder {
                 ));
             }
         }
+        if let Some(typ) = self
+            .broker_types
+            .keys()
+            .find(|t| ["oidc", "oauth2", "http", "fake"].contains(&t.as_str()))
+        {
+            return Err(AuthConfigError::invalid(
+                crate::config::BROKER_KEY,
+                format!("broker type {typ:?} is built in and cannot be registered"),
+            ));
+        }
         let mut brokers = Vec::with_capacity(self.config.brokers.len());
         for (index, config) in self.config.brokers.into_iter().enumerate() {
-            brokers.push(Broker::build(config, index, &self.options).await?);
+            brokers.push(Broker::build(config, index, &self.options, &self.broker_types).await?);
         }
-        let login_broker = self
-            .login_broker
-            .or_else(|| brokers.first().map(|b| b.name().to_owned()));
+        for identifier in self.registered_brokers {
+            if brokers.iter().any(|b| b.name() == identifier.broker()) {
+                return Err(AuthConfigError::invalid(
+                    crate::config::BROKER_KEY,
+                    format!(
+                        "broker name {:?} of a registered broker is configured twice",
+                        identifier.broker()
+                    ),
+                ));
+            }
+            let typ = identifier.typ();
+            brokers.push(Broker::Custom(CustomBroker { identifier, typ }));
+        }
+        let login_broker = self.login_broker.or_else(|| {
+            // A browser cannot log in at an `oauth2` broker.
+            brokers
+                .iter()
+                .find(|b| !matches!(b, Broker::OAuth2(_)))
+                .map(|b| b.name().to_owned())
+        });
         let timeouts = self.config.http_client;
         let api_client = match self.api_client {
             Some(client) => client,
@@ -539,6 +641,15 @@ impl Auth {
 
     pub(crate) fn all_brokers(&self) -> &[Broker] {
         &self.inner.brokers
+    }
+
+    /// Whether an `oauth2` broker is configured (a refused API request then asks for a bearer
+    /// token).
+    pub(crate) fn has_bearer_broker(&self) -> bool {
+        self.inner
+            .brokers
+            .iter()
+            .any(|b| matches!(b, Broker::OAuth2(_)))
     }
 
     pub(crate) fn login_broker(&self) -> Option<&str> {

@@ -83,6 +83,14 @@ use url::Url;
 
 use crate::error::AuthConfigError;
 
+mod custom;
+mod oauth2;
+
+pub use self::{
+    custom::CustomBrokerConfig,
+    oauth2::{OAuth2Config, TokenVerification, OAUTH2_ALGORITHMS},
+};
+
 /// The list of brokers.
 pub const BROKER_KEY: &str = "core.auth.web.broker";
 /// Whether `/core/auth/debug` is mounted.
@@ -277,6 +285,12 @@ pub enum BrokerConfig {
     Http(HttpConfig),
     /// `typ: fake`.
     Fake(FakeConfig),
+    /// `typ: oauth2`.
+    OAuth2(OAuth2Config),
+    /// Any other `typ`: a broker type of the application, built by the factory registered
+    /// with [`AuthBuilder::broker_type`](crate::AuthBuilder::broker_type) (without one, the
+    /// [`Auth`](crate::Auth) does not start).
+    Custom(CustomBrokerConfig),
 }
 
 impl BrokerConfig {
@@ -286,15 +300,19 @@ impl BrokerConfig {
             BrokerConfig::Oidc(c) => &c.broker,
             BrokerConfig::Http(c) => &c.broker,
             BrokerConfig::Fake(c) => &c.broker,
+            BrokerConfig::OAuth2(c) => &c.broker,
+            BrokerConfig::Custom(c) => &c.broker,
         }
     }
 
     /// The broker's type (`typ`).
-    pub fn typ(&self) -> &'static str {
+    pub fn typ(&self) -> &str {
         match self {
             BrokerConfig::Oidc(_) => "oidc",
             BrokerConfig::Http(_) => "http",
             BrokerConfig::Fake(_) => "fake",
+            BrokerConfig::OAuth2(_) => "oauth2",
+            BrokerConfig::Custom(c) => &c.typ,
         }
     }
 }
@@ -470,8 +488,9 @@ impl AuthConfig {
     /// # Errors
     ///
     /// [`AuthConfigError::Invalid`] naming the key for a missing or malformed value, an unknown
-    /// key (with a suggestion when it looks like a typo), an unknown `typ` or a duplicate broker
-    /// name.
+    /// key (with a suggestion when it looks like a typo) or a duplicate broker name. A `typ`
+    /// other than the built-in ones is kept as [`BrokerConfig::Custom`]; building the
+    /// [`Auth`](crate::Auth) refuses it unless a factory for it was registered.
     ///
     /// # Examples
     ///
@@ -508,9 +527,9 @@ impl AuthConfig {
     ///
     /// ```
     /// use flamingo_auth::config::AuthConfig;
-    /// let json = serde_json::json!({"core": {"auth": {"web": {"broker": [{"broker": "x", "typ": "nope"}]}}}});
+    /// let json = serde_json::json!({"core": {"auth": {"web": {"broker": [{"broker": "x", "typ": "fake", "userConfg": {}}]}}}});
     /// let err = AuthConfig::from_value(&json).unwrap_err();
-    /// assert!(err.to_string().starts_with("core.auth.web.broker[0].typ:"));
+    /// assert!(err.to_string().starts_with("core.auth.web.broker[0].userConfg: unknown key"));
     /// ```
     pub fn from_value(root: &Value) -> Result<AuthConfig, AuthConfigError> {
         if let Some(auth) = path(root, "core.auth") {
@@ -649,10 +668,14 @@ fn parse_broker(node: &Node<'_>) -> Result<BrokerConfig, AuthConfigError> {
             node.check_keys(FAKE_KEYS)?;
             parse_fake(node, broker).map(BrokerConfig::Fake)
         }
-        _ => Err(AuthConfigError::invalid(
-            node.child_key("typ"),
-            format!("unknown broker type {typ:?}; expected oidc, http or fake"),
-        )),
+        "oauth2" => {
+            node.check_keys(oauth2::OAUTH2_KEYS)?;
+            oauth2::parse(node, broker).map(BrokerConfig::OAuth2)
+        }
+        // Checked when the Auth is built, against the types registered there.
+        _ => Ok(BrokerConfig::Custom(CustomBrokerConfig::parse(
+            node, broker, typ,
+        ))),
     }
 }
 

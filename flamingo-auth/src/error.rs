@@ -109,6 +109,14 @@ pub enum AuthError {
         /// What is wrong, naming the parameter.
         message: String,
     },
+    /// The request's bearer access token was refused by an `oauth2` broker (expired, for
+    /// another audience or issuer, badly signed, inactive): 401 with
+    /// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+    #[error("the bearer token was refused by broker {broker:?}")]
+    InvalidToken {
+        /// The broker's name.
+        broker: String,
+    },
     /// The session could not be read or written.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -157,7 +165,9 @@ impl AuthError {
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AuthError::NotLoggedIn { .. } => StatusCode::UNAUTHORIZED,
+            AuthError::NotLoggedIn { .. } | AuthError::InvalidToken { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             AuthError::UnknownBroker { .. } => StatusCode::NOT_FOUND,
             AuthError::BadLoginRequest { .. } => StatusCode::BAD_REQUEST,
             AuthError::Provider { .. } | AuthError::Request(_) => StatusCode::BAD_GATEWAY,
@@ -174,6 +184,15 @@ impl ResponseError for AuthError {
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(error = %crate::log::Escaped(self), "auth request failed");
+        }
+        if let AuthError::InvalidToken { .. } = self {
+            return HttpResponse::Unauthorized()
+                .insert_header((
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    r#"Bearer error="invalid_token""#,
+                ))
+                .content_type("application/json")
+                .body(r#"{"error":"invalid_token"}"#);
         }
         let message = match self {
             // Details of server-side failures stay in the log.

@@ -28,11 +28,14 @@ impl FromRequest for User {
         Box::pin(async move {
             let auth = auth_of(&req)?;
             let session = Session::extract(&req).await?;
-            Ok(auth
-                .identify(&req, &session)
-                .await
-                .map(|id| User::from_identity(&id))
-                .unwrap_or_else(User::guest))
+            match auth.identify(&req, &session).await {
+                Some(identity) => Ok(User::from_identity(&identity)),
+                // A refused bearer token is not a guest: 401 `invalid_token`.
+                None => match crate::broker::oauth2::rejection(&req) {
+                    Some(refused) => Err(refused.into()),
+                    None => Ok(User::guest()),
+                },
+            }
         })
     }
 }
@@ -127,6 +130,8 @@ pub struct Authenticated {
 #[error("login required")]
 pub struct LoginRequired {
     redirect: Option<String>,
+    /// An `oauth2` broker is configured: the 401 asks for a bearer token (RFC 6750 §3).
+    bearer: bool,
 }
 
 impl ResponseError for LoginRequired {
@@ -140,9 +145,15 @@ impl ResponseError for LoginRequired {
     fn error_response(&self) -> HttpResponse {
         match &self.redirect {
             Some(location) => crate::routes::see_other(location),
-            None => HttpResponse::Unauthorized()
-                .content_type("application/json")
-                .body(r#"{"error":"login required"}"#),
+            None => {
+                let mut response = HttpResponse::Unauthorized();
+                if self.bearer {
+                    response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+                }
+                response
+                    .content_type("application/json")
+                    .body(r#"{"error":"login required"}"#)
+            }
         }
     }
 }
@@ -169,6 +180,9 @@ impl FromRequest for Authenticated {
                     identity,
                 });
             }
+            if let Some(refused) = crate::broker::oauth2::rejection(&req) {
+                return Err(refused.into());
+            }
             let redirect = match (wants_html(&req), auth.login_broker()) {
                 (true, Some(broker)) => {
                     let here = req
@@ -188,7 +202,8 @@ impl FromRequest for Authenticated {
                 }
                 _ => None,
             };
-            Err(LoginRequired { redirect }.into())
+            let bearer = redirect.is_none() && auth.has_bearer_broker();
+            Err(LoginRequired { redirect, bearer }.into())
         })
     }
 }

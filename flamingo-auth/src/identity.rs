@@ -17,6 +17,16 @@ pub enum IdentityKind {
     Http,
     /// The development login form (`typ: fake`).
     Fake,
+    /// A bearer access token (`typ: oauth2`).
+    #[serde(rename = "oauth2")]
+    OAuth2 {
+        /// Every claim of the token (or of the introspection answer): `scope`, `client_id`,
+        /// `aud`, ... (Flamingo's `AccessTokenClaims`).
+        access_token_claims: Map<String, Value>,
+    },
+    /// A broker of the application ([`RequestIdentifier`](crate::RequestIdentifier)), or the
+    /// [`MockBroker`](crate::mock::MockBroker).
+    Custom,
 }
 
 /// A logged-in identity at one broker.
@@ -69,7 +79,8 @@ impl Identity {
     }
 
     /// The mapped claims: for `oidc` the `claims.idToken` mapping applied to the ID token (the
-    /// keys are the mapping's keys), for `fake` the user's configured claims.
+    /// keys are the mapping's keys), for `oauth2` its `claims` mapping applied to the access
+    /// token, for `fake` and the mock the user's configured claims.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }

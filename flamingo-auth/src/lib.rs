@@ -6,8 +6,11 @@
 //!
 //! - **Brokers** are configured as a list under `core.auth.web.broker`; each has a name
 //!   (`broker`) and a type (`typ`): `oidc` (OpenID Connect login at a provider), `http` (HTTP
-//!   Basic) or `fake` (a login form for development and tests). Several can be active at once.
-//!   See [`config`] for every key and its default.
+//!   Basic), `fake` (a login form for development and tests) or `oauth2` (API requests with a
+//!   bearer access token, checked as a JWT or by introspection; see
+//!   [`OAuth2Config`](config::OAuth2Config)). Several can be active at once. See [`config`]
+//!   for every key and its default. The application adds its own broker types with a
+//!   [`RequestIdentifier`], and tests log users in with a [`MockBroker`](mock::MockBroker).
 //! - **Routes**, as in Flamingo: `/core/auth/login/{broker}?redirecturl=`,
 //!   `/core/auth/callback/{broker}`, `/core/auth/logout`, `/core/auth/logout/{broker}`,
 //!   `/core/auth/logoutCallback`, and `/core/auth/debug` when `core.auth.web.debugController`
@@ -118,6 +121,7 @@ pub mod auth_params;
 pub mod backchannel;
 mod broker;
 mod client;
+mod clock;
 pub mod config;
 mod debug;
 mod error;
@@ -134,9 +138,10 @@ mod template;
 pub mod user;
 mod user_sessions;
 
+pub use async_trait::async_trait;
 pub use auth::{Auth, AuthBuilder, RetryPolicy};
 pub use auth_params::AuthCodeOptioner;
-pub use broker::CallbackError;
+pub use broker::{mock, BrokerRequest, CallbackError, RequestIdentifier};
 pub use client::{AuthHttpClient, AuthRequest};
 pub use error::{AuthConfigError, AuthError, BoxError};
 pub use events::{LoginEvent, LogoutEvent};

@@ -190,11 +190,11 @@ impl AuthManager {
                         broker: Some(name.clone()),
                     })
             }
-            None => self
-                .auth
-                .identify(&self.req, &self.session)
-                .await
-                .ok_or(AuthError::NotLoggedIn { broker: None }),
+            None => match self.auth.identify(&self.req, &self.session).await {
+                Some(identity) => Ok(identity),
+                None => Err(crate::broker::oauth2::rejection(&self.req)
+                    .unwrap_or(AuthError::NotLoggedIn { broker: None })),
+            },
         }
     }
 

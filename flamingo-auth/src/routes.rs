@@ -14,8 +14,8 @@ use crate::{
     log::Escaped,
     redirect,
     session_data::{
-        self, fake_session_key, oidc_session_key, LogoutRedirects, LogoutState,
-        LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY, LOGOUT_STATE_KEY, REDIRECT_KEY,
+        self, LogoutRedirects, LogoutState, LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY,
+        LOGOUT_STATE_KEY, REDIRECT_KEY,
     },
     user_sessions, Auth,
 };
@@ -184,12 +184,7 @@ async fn logout_broker(
 }
 
 fn has_stored_login(session: &Session, broker: &Broker) -> bool {
-    let key = match broker.typ() {
-        "oidc" => oidc_session_key(broker.name()),
-        "fake" => fake_session_key(broker.name()),
-        _ => return false,
-    };
-    session.keys().contains(&key)
+    broker.has_login(session)
 }
 
 fn bad_request(message: &'static str) -> HttpResponse {

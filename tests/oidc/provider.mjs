@@ -13,6 +13,13 @@
 //   OP_SIGNING_KEY_PEM   an RSA private key (PEM) to sign with instead of a fresh one, so that a
 //                        test can sign tokens (logout tokens) the provider's JWKS verifies
 //   OP_SIGNING_KID       the `kid` of that key (default: a fresh UUID)
+//   OP_RESOURCE_SERVERS  JSON object: resource indicator -> {"accessTokenTTL": seconds}. Each
+//                        is an API that gets JWT access tokens (RFC 9068, `aud` = the
+//                        indicator) through `resource=`; also turns on the client credentials
+//                        grant. Default: none (a `resource=` is refused, as before)
+//   OP_TEST_SIGNER       `1`: serve `POST /test/sign`, which signs the JSON object it is sent
+//                        as a JWT with the provider's own key (for tokens no grant issues:
+//                        another `iss`, an early `nbf`); default off
 //
 // Without OP_SIGNING_KEY_PEM each start generates a fresh RSA signing key with a fresh `kid`, so
 // restarting the provider on the same port is a signing-key rotation.
@@ -27,9 +34,9 @@
 // `{"success": n, "error": n}`, and `GET /test/backchannel`, which counts the back-channel
 // logout posts: `{"success": n, "error": n}` (an error is an answer other than 200/204). It prints
 // `oidc-provider listening on <issuer>` once it accepts connections.
-import { createPrivateKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const port = Number.parseInt(process.env.OP_PORT ?? '', 10);
 if (!Number.isInteger(port) || port <= 0) {
@@ -41,6 +48,8 @@ const accessTokenTtl = Number.parseInt(process.env.OP_ACCESS_TOKEN_TTL ?? '3600'
 const idTokenTtl = Number.parseInt(process.env.OP_ID_TOKEN_TTL ?? '3600', 10);
 const rotateRefreshToken = process.env.OP_ROTATE_REFRESH_TOKEN === '1';
 const refreshDelayMs = Number.parseInt(process.env.OP_REFRESH_DELAY_MS ?? '0', 10);
+const resourceServers = JSON.parse(process.env.OP_RESOURCE_SERVERS ?? '{}');
+const testSigner = process.env.OP_TEST_SIGNER === '1';
 const issuer = `http://127.0.0.1:${port}`;
 const refreshes = { success: 0, error: 0 };
 const backchannel = { success: 0, error: 0 };
@@ -115,6 +124,25 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
+    ...(Object.keys(resourceServers).length > 0
+      ? {
+          clientCredentials: { enabled: true },
+          resourceIndicators: {
+            enabled: true,
+            async getResourceServerInfo(_ctx, indicator) {
+              const server = resourceServers[indicator];
+              if (!server) throw new errors.InvalidTarget();
+              return {
+                scope: 'api',
+                audience: indicator,
+                accessTokenTTL: server.accessTokenTTL ?? accessTokenTtl,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg: 'RS256' } },
+              };
+            },
+          },
+        }
+      : {}),
   },
   // The apps under test listen on loopback: send the logout tokens there without the
   // special-use address guard (a test provider only).
@@ -193,6 +221,23 @@ provider.on('backchannel.error', (_ctx, err) => {
   backchannel.error += 1;
   console.error('backchannel.error', err.message);
 });
+// Signs what it is sent with the provider's key, for the bearer-token tests (OP_TEST_SIGNER).
+if (testSigner) {
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/test/sign' || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const claims = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${b64({ alg: 'RS256', typ: 'at+jwt', kid: signingKey.kid })}.${b64(claims)}`;
+    const signature = sign('sha256', Buffer.from(input), privateKey).toString('base64url');
+    ctx.type = 'text/plain';
+    ctx.body = `${input}.${signature}`;
+  });
+}
 
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));
 

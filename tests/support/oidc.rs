@@ -48,6 +48,13 @@ pub struct ProviderOptions {
     /// test can sign tokens the provider's JWKS verifies. Default: none, a fresh key each start
     /// (then [`OidcProvider::restart`] rotates the key; with a key given it keeps it).
     pub signing_key: Option<(String, String)>,
+    /// APIs that get JWT access tokens (`aud` = the resource indicator) through the client
+    /// credentials grant with `resource=`, as (indicator, access-token lifetime in seconds).
+    /// Default: none.
+    pub resource_servers: Vec<(String, u64)>,
+    /// `POST /test/sign`: signs any claims with the provider's key (see
+    /// [`OidcProvider::sign`]). Default: off.
+    pub test_signer: bool,
 }
 
 impl Default for ProviderOptions {
@@ -59,6 +66,8 @@ impl Default for ProviderOptions {
             rotate_refresh_token: false,
             refresh_delay: Duration::ZERO,
             signing_key: None,
+            resource_servers: Vec::new(),
+            test_signer: false,
         }
     }
 }
@@ -165,6 +174,69 @@ impl OidcProvider {
         )
     }
 
+    /// An access token of the client credentials grant for `client_id`: a JWT for the
+    /// resource server `resource` (see [`ProviderOptions::resource_servers`]), or an opaque
+    /// token without one.
+    pub async fn client_credentials_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        resource: Option<&str>,
+    ) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
+            form.push(("scope", "api"));
+        }
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer()))
+            .basic_auth(client_id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /token");
+        let status = response.status();
+        let body: Value = response.json().await.expect("token response is JSON");
+        assert!(status.is_success(), "token request failed: {status} {body}");
+        body["access_token"]
+            .as_str()
+            .expect("an access_token")
+            .to_owned()
+    }
+
+    /// Revokes `token` (RFC 7009) as the client `client_id`.
+    pub async fn revoke(&self, client_id: &str, secret: &str, token: &str) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token/revocation", self.issuer()))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("POST /token/revocation");
+        assert!(
+            response.status().is_success(),
+            "revocation: {}",
+            response.status()
+        );
+    }
+
+    /// A JWT with `claims`, signed with the provider's current key (needs
+    /// [`ProviderOptions::test_signer`]).
+    pub async fn sign(&self, claims: &Value) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/test/sign", self.issuer()))
+            .body(claims.to_string())
+            .send()
+            .await
+            .expect("POST /test/sign");
+        assert!(
+            response.status().is_success(),
+            "sign: {}",
+            response.status()
+        );
+        response.text().await.expect("a JWT")
+    }
+
     /// What the provider printed so far (for assertion messages).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -208,6 +280,21 @@ impl OidcProvider {
             .env(
                 "OP_REFRESH_DELAY_MS",
                 self.options.refresh_delay.as_millis().to_string(),
+            )
+            .env(
+                "OP_RESOURCE_SERVERS",
+                Value::Object(
+                    self.options
+                        .resource_servers
+                        .iter()
+                        .map(|(indicator, ttl)| (indicator.clone(), json!({"accessTokenTTL": ttl})))
+                        .collect(),
+                )
+                .to_string(),
+            )
+            .env(
+                "OP_TEST_SIGNER",
+                if self.options.test_signer { "1" } else { "0" },
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -12,7 +12,7 @@
 use std::{
     collections::BTreeMap,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use actix_web::{http::StatusCode, HttpResponse};
@@ -856,13 +856,7 @@ fn bad_request(message: &'static str) -> HttpResponse {
         .body(message)
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
+pub(crate) use crate::clock::now;
 
 /// Whether the access token should be refreshed now: it expired, or 90% of its lifetime (at
 /// most 30 s before the end) has passed.

@@ -1145,10 +1145,7 @@ fn split_host(entry: &str) -> (String, u16) {
     (host.to_owned(), port.parse().unwrap_or(6379))
 }
 
-fn connection_info(
-    entry: &str,
-    resolved: &RedisConnection,
-) -> redis::RedisResult<ConnectionInfo> {
+fn connection_info(entry: &str, resolved: &RedisConnection) -> redis::RedisResult<ConnectionInfo> {
     let (host, port) = split_host(entry);
     let addr = if resolved.tls {
         ConnectionAddr::TcpTls {

@@ -1,0 +1,315 @@
+//! The `oauth2` broker against the test OpenID Provider: API requests authenticated by their
+//! bearer access token, as a JWT checked against the provider's keys or by introspection.
+
+mod support;
+
+use std::time::Duration;
+
+use actix_web::{
+    body::MessageBody,
+    dev::{Service, ServiceResponse},
+    http::header,
+    test, web, App, HttpResponse,
+};
+use base64::Engine as _;
+use flamingo_auth::{Auth, Authenticated, User};
+use flamingo_session::Sessions;
+use serde_json::{json, Value};
+use support::oidc::{OidcProvider, ProviderOptions};
+
+const API: &str = "https://api.flamingo.test";
+const SHORT_LIVED: &str = "https://short.flamingo.test";
+const OTHER_API: &str = "https://other.flamingo.test";
+
+/// A client of the API: gets tokens with the client credentials grant.
+const CLIENT: (&str, &str) = ("api-client", "api-client-secret");
+/// The API itself, for introspection.
+const RESOURCE: (&str, &str) = ("my-api", "my-api-secret");
+
+fn credentials_client((id, secret): (&str, &str)) -> Value {
+    json!({
+        "client_id": id,
+        "client_secret": secret,
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "redirect_uris": [],
+        "token_endpoint_auth_method": "client_secret_basic",
+    })
+}
+
+fn provider() -> OidcProvider {
+    OidcProvider::start(ProviderOptions {
+        clients: vec![credentials_client(CLIENT), credentials_client(RESOURCE)],
+        resource_servers: vec![
+            (API.to_owned(), 3600),
+            (SHORT_LIVED.to_owned(), 1),
+            (OTHER_API.to_owned(), 3600),
+        ],
+        test_signer: true,
+        ..ProviderOptions::default()
+    })
+}
+
+async fn me(user: User) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "loggedIn": user.is_logged_in(),
+        "broker": user.broker,
+        "sub": user.sub,
+    }))
+}
+
+async fn private(login: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{}@{}", login.user.sub, login.identity.broker()))
+}
+
+/// The app with one `oauth2` broker `api`, configured by `broker` (YAML lines of the entry
+/// after `typ`).
+async fn app(
+    provider: &OidcProvider,
+    broker: &str,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
+    let yaml = format!(
+        "flamingo.session.cookie.secure: false\ncore.auth.web.broker:\n  - broker: api\n    \
+         typ: oauth2\n    endpoint: {}\n{broker}",
+        provider.issuer()
+    );
+    let config = config::Config::builder()
+        .add_source(config::File::from_str(&yaml, config::FileFormat::Yaml))
+        .build()
+        .unwrap();
+    let sessions = Sessions::from_config(&config).await.unwrap();
+    let auth = Auth::from_config(&config, &sessions).await.unwrap();
+    test::init_service(
+        App::new()
+            .wrap(sessions.middleware())
+            .configure(|cfg| auth.configure(cfg))
+            .route("/api/me", web::get().to(me))
+            .route("/api/private", web::get().to(private)),
+    )
+    .await
+}
+
+const JWT_BROKER: &str =
+    "    audience: [https://api.flamingo.test, https://short.flamingo.test]\n    algorithms: [RS256]\n";
+const INTROSPECTION_BROKER: &str = "    verification: introspection\n    clientID: my-api\n    \
+                                    clientSecret: my-api-secret\n";
+
+/// GET `path` with `Authorization: Bearer <token>`: (status, WWW-Authenticate, body, whether a
+/// cookie was set).
+async fn get(
+    app: &impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Option<String>, String, bool) {
+    let mut request = test::TestRequest::get().uri(path);
+    if let Some(token) = token {
+        request = request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+    }
+    let response = test::call_service(app, request.to_request()).await;
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let cookie = response.headers().contains_key(header::SET_COOKIE);
+    let body = test::read_body(response).await;
+    (
+        status,
+        challenge,
+        String::from_utf8_lossy(&body).into_owned(),
+        cookie,
+    )
+}
+
+/// Asserts the RFC 6750 refusal of a bad token, and that the answer does not echo it.
+async fn assert_refused(
+    app: &impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+    token: &str,
+) {
+    for path in ["/api/me", "/api/private"] {
+        let (status, challenge, body, _) = get(app, path, Some(token)).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer error="invalid_token""#),
+            "{path}"
+        );
+        assert_eq!(body, r#"{"error":"invalid_token"}"#);
+        assert!(!body.contains(token));
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[actix_web::test]
+async fn a_valid_jwt_access_token_gives_the_user_without_a_session() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, Some(API))
+        .await;
+    assert_eq!(token.split('.').count(), 3, "a JWT access token");
+
+    let (status, _, body, cookie) = get(&app, "/api/me", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        me,
+        json!({"loggedIn": true, "broker": "api", "sub": "api-client"})
+    );
+    assert!(!cookie, "an API call with a token starts no session");
+    let (status, _, body, _) = get(&app, "/api/private", Some(&token)).await;
+    assert_eq!((status, body.as_str()), (200, "api-client@api"));
+}
+
+#[actix_web::test]
+async fn without_a_token_the_user_is_a_guest_and_a_login_is_asked_for() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let (status, _, body, _) = get(&app, "/api/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["loggedIn"],
+        false
+    );
+    // RFC 6750 §3.1: no error code when the request had no token at all.
+    let (status, challenge, _, _) = get(&app, "/api/private", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")));
+    // The login route of a bearer broker has nothing to show.
+    let (status, challenge, _, _) = get(&app, "/core/auth/login/api", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")));
+}
+
+#[actix_web::test]
+async fn an_expired_jwt_is_refused() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, Some(SHORT_LIVED))
+        .await;
+    let (status, _, body, _) = get(&app, "/api/me", Some(&token)).await;
+    assert_eq!(status, 200, "valid before it expires: {body}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_refused(&app, &token).await;
+}
+
+#[actix_web::test]
+async fn a_jwt_for_another_audience_is_refused() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, Some(OTHER_API))
+        .await;
+    assert_refused(&app, &token).await;
+}
+
+#[actix_web::test]
+async fn a_jwt_from_another_issuer_is_refused() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let claims = |iss: &str| json!({"iss": iss, "aud": API, "sub": "mallory", "exp": now() + 300, "iat": now()});
+    // Signed by the provider's key: only the issuer differs from a token that passes.
+    let right = provider.sign(&claims(&provider.issuer())).await;
+    assert_eq!(get(&app, "/api/me", Some(&right)).await.0, 200);
+    let wrong = provider.sign(&claims("http://127.0.0.1:1")).await;
+    assert_refused(&app, &wrong).await;
+}
+
+#[actix_web::test]
+async fn a_jwt_not_valid_yet_is_refused() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let token = provider
+        .sign(&json!({
+            "iss": provider.issuer(), "aud": API, "sub": "early",
+            "exp": now() + 600, "nbf": now() + 300,
+        }))
+        .await;
+    assert_refused(&app, &token).await;
+}
+
+#[actix_web::test]
+async fn a_bad_signature_or_no_signature_is_refused() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, Some(API))
+        .await;
+    // One character in the middle of the signature changed.
+    let at = token.rfind('.').unwrap() + 20;
+    let mut forged = token.clone().into_bytes();
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    assert_refused(&app, &String::from_utf8(forged).unwrap()).await;
+    // The same claims with `alg: none` and no signature.
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let payload = token.split('.').nth(1).unwrap();
+    let unsigned = format!("{}.{payload}.", b64(&json!({"alg": "none"})));
+    assert_refused(&app, &unsigned).await;
+    // Garbage that is not a token.
+    assert_refused(&app, "not-a-jwt").await;
+}
+
+#[actix_web::test]
+async fn introspection_accepts_an_active_token() {
+    let provider = provider();
+    let app = app(&provider, INTROSPECTION_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, None)
+        .await;
+    assert_ne!(token.split('.').count(), 3, "an opaque token");
+    let (status, _, body, cookie) = get(&app, "/api/me", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"loggedIn": true, "broker": "api", "sub": "api-client"})
+    );
+    assert!(!cookie);
+    // The cached answer serves the next request too.
+    assert_eq!(get(&app, "/api/private", Some(&token)).await.0, 200);
+}
+
+#[actix_web::test]
+async fn introspection_refuses_an_inactive_token() {
+    let provider = provider();
+    let app = app(&provider, INTROSPECTION_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, None)
+        .await;
+    provider.revoke(CLIENT.0, CLIENT.1, &token).await;
+    assert_refused(&app, &token).await;
+    assert_refused(&app, "never-issued-by-the-provider").await;
+}
+
+#[actix_web::test]
+async fn start_up_fails_when_introspection_has_no_credentials() {
+    let yaml = "core.auth.web.broker:\n  - broker: api\n    typ: oauth2\n    \
+                endpoint: http://127.0.0.1:1\n    verification: introspection\n    \
+                clientID: my-api\n";
+    let config = config::Config::builder()
+        .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+        .build()
+        .unwrap();
+    let sessions = Sessions::from_config(&config).await.unwrap();
+    let err = Auth::from_config(&config, &sessions).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "core.auth.web.broker[0].clientSecret: is required for verification: introspection"
+    );
+}
