@@ -542,7 +542,7 @@ async fn a_cluster_of_three_masters() {
         .map(|node| scan(node, 0, "session:*"))
         .collect();
     for key in &created {
-        let redis_key = session_key(&key);
+        let redis_key = session_key(key);
         let holders = per_node
             .iter()
             .filter(|keys| keys.contains(&redis_key))
