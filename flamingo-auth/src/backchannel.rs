@@ -39,17 +39,14 @@ use std::{
 };
 
 use actix_web::{http::header, web, HttpResponse};
-use base64::Engine as _;
-use openidconnect::{
-    core::{CoreJsonWebKey, CoreJwsSigningAlgorithm},
-    JsonWebKey as _, JsonWebKeyAlgorithm, JsonWebKeySet, JsonWebKeyUse as _,
-};
+use openidconnect::core::CoreJwsSigningAlgorithm;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
 use crate::{
     broker::{oidc::jwt_payload, Broker, OidcBroker},
     error::AuthError,
+    jws::{b64url, json_object, verify_signature, SignatureError},
     log::Escaped,
     session_data::{oidc_session_key, OidcSessionData},
     user_sessions::session_owner,
@@ -226,25 +223,25 @@ async fn verify(broker: &OidcBroker, token: &str) -> Result<LogoutToken, Refusal
             "logout_token is not a compact JWS"
         });
     };
-    let header = decode_object(header).ok_or("the JOSE header is not a JSON object")?;
+    let header = json_object(header).ok_or("the JOSE header is not a JSON object")?;
     let settings = &broker.config().backchannel_logout;
     let (alg, kid) = check_header(&header, &settings.signing_alg)?;
-    let signature = b64(signature).ok_or("the signature is not base64url")?;
-    let input = &token[..header_and_payload_len(token)];
+    let signature = b64url(signature).ok_or("the signature is not base64url")?;
+    let input = &token.as_bytes()[..header_and_payload_len(token)];
     let (keys, issuer) = broker.keys_and_issuer();
-    let checked = match check_signature(&keys, &alg, kid.as_deref(), input, &signature) {
-        Err(Signature::NoKey) if broker.refetch_keys().await => {
+    let checked = match verify_signature(&keys, &alg, kid.as_deref(), input, &signature) {
+        Err(SignatureError::NoKey) if broker.refetch_keys().await => {
             let (keys, _) = broker.keys_and_issuer();
-            check_signature(&keys, &alg, kid.as_deref(), input, &signature)
+            verify_signature(&keys, &alg, kid.as_deref(), input, &signature)
         }
         other => other,
     };
     match checked {
         Ok(()) => {}
-        Err(Signature::NoKey) => return Err("no key of the provider matches the token"),
-        Err(Signature::Bad) => return Err("the signature does not verify"),
+        Err(SignatureError::NoKey) => return Err("no key of the provider matches the token"),
+        Err(SignatureError::Bad) => return Err("the signature does not verify"),
     }
-    let claims = decode_object(payload).ok_or("the payload is not a JSON object")?;
+    let claims = json_object(payload).ok_or("the payload is not a JSON object")?;
     check_claims(
         &claims,
         &Expected {
@@ -260,19 +257,6 @@ async fn verify(broker: &OidcBroker, token: &str) -> Result<LogoutToken, Refusal
 /// `header.payload` of a compact JWS: what its signature covers.
 fn header_and_payload_len(token: &str) -> usize {
     token.rfind('.').unwrap_or(token.len())
-}
-
-fn b64(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-}
-
-fn decode_object(text: &str) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(&b64(text)?).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
 }
 
 /// The algorithm and `kid` of a JOSE header, when `alg` is the expected one.
@@ -311,45 +295,6 @@ fn check_header(
     let alg = serde_json::from_value(Value::String(alg.to_owned()))
         .map_err(|_| "the algorithm is unknown")?;
     Ok((alg, kid))
-}
-
-enum Signature {
-    /// No published key fits (`kid`, key use, algorithm).
-    NoKey,
-    /// Keys fit, none verifies.
-    Bad,
-}
-
-/// Verifies `signature` over `input` with the keys that fit `kid` and `alg`.
-fn check_signature(
-    keys: &JsonWebKeySet<CoreJsonWebKey>,
-    alg: &CoreJwsSigningAlgorithm,
-    kid: Option<&str>,
-    input: &str,
-    signature: &[u8],
-) -> Result<(), Signature> {
-    let mut fitting = keys
-        .keys()
-        .iter()
-        .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|id| id.as_str() == kid)))
-        .filter(|key| key.key_use().is_none_or(|u| u.allows_signature()))
-        .filter(|key| match key.signing_alg() {
-            JsonWebKeyAlgorithm::Algorithm(key_alg) => key_alg == alg,
-            JsonWebKeyAlgorithm::Unspecified => true,
-            JsonWebKeyAlgorithm::Unsupported => false,
-        })
-        .peekable();
-    if fitting.peek().is_none() {
-        return Err(Signature::NoKey);
-    }
-    if fitting.any(|key| {
-        key.verify_signature(alg, input.as_bytes(), signature)
-            .is_ok()
-    }) {
-        Ok(())
-    } else {
-        Err(Signature::Bad)
-    }
 }
 
 /// What the claims of a logout token are checked against.

@@ -128,6 +128,7 @@ mod error;
 pub mod events;
 mod extract;
 mod identity;
+mod jws;
 mod log;
 mod manager;
 mod redirect;

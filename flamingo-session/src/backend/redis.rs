@@ -118,13 +118,14 @@ local function seen(index, id, now, ttl)
 end
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, then the size field and its value, then the
-/// field/value pairs. Returns 1 when written, 0 when the key already exists.
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` and `ARGV[3]` unused (the layout of
+/// [`CREATE_OWNED_SCRIPT`]), then the size field and its value, then the field/value pairs.
+/// Returns 1 when written, 0 when the key already exists.
 const CREATE_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
@@ -687,6 +688,67 @@ impl RedisBackend {
         }
     }
 
+    /// Stores `state` under a fresh ID, never over an existing session (a collision draws
+    /// another ID, up to [`CREATE_ATTEMPTS`] times); with an `owner`, the ID carries the owner's
+    /// tag and the session goes into the owner's index in the same script.
+    async fn create_fresh(
+        &self,
+        state: SessionState,
+        ttl: Duration,
+        owner: Option<&SessionOwner>,
+    ) -> Result<SessionId, BackendError> {
+        check_reserved(state.keys())?;
+        check_length(&state, self.store_length)?;
+        let size = encoded_len(&state);
+        let index_key = owner.map(|owner| self.index_key(owner));
+        let span = tracing::debug_span!(
+            "flamingo_session.redis.create",
+            owned = owner.is_some(),
+            session = tracing::field::Empty
+        );
+        let record = span.clone();
+        async {
+            for _ in 0..CREATE_ATTEMPTS {
+                let id = owner.map_or_else(SessionId::generate, SessionId::generate_for);
+                record.record("session", tracing::field::display(&id));
+                let redis_key = self.redis_key(&id);
+                let written = self
+                    .run("create", |mut conn| {
+                        let mut invocation = match &index_key {
+                            Some(index_key) => {
+                                let mut invocation = self.scripts.create_owned.key(&redis_key);
+                                invocation.key(index_key);
+                                invocation
+                            }
+                            None => self.scripts.create.key(&redis_key),
+                        };
+                        invocation
+                            .arg(ttl_millis(ttl))
+                            .arg(unix_now())
+                            .arg(id.expose())
+                            .arg(SIZE_FIELD)
+                            .arg(size);
+                        for (field, value) in &state {
+                            invocation.arg(field).arg(value);
+                        }
+                        async move { invocation.invoke_async::<i64>(&mut conn).await }
+                    })
+                    .await?;
+                match written {
+                    1 => return Ok(id),
+                    0 => tracing::debug!("session ID collision; trying another ID"),
+                    _ => return Err(self.unexpected("create")),
+                }
+            }
+            Err(BackendError::other(format!(
+                "no free session ID found in {CREATE_ATTEMPTS} attempts in Redis at {}",
+                self.hosts
+            )))
+        }
+        .instrument(span)
+        .await
+    }
+
     /// Sorts a failed command by what it means for the session: data of another type at the
     /// key (`WRONGTYPE`) is corrupt, a refusal that says the request or the data is wrong is
     /// [`BackendError::Other`], and everything that says the store cannot serve now (network,
@@ -777,42 +839,7 @@ impl SessionBackend for RedisBackend {
     }
 
     async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
-        check_reserved(state.keys())?;
-        check_length(&state, self.store_length)?;
-        let size = encoded_len(&state);
-        let span = tracing::debug_span!(
-            "flamingo_session.redis.create",
-            session = tracing::field::Empty
-        );
-        let record = span.clone();
-        async {
-            for _ in 0..CREATE_ATTEMPTS {
-                let id = SessionId::generate();
-                record.record("session", tracing::field::display(&id));
-                let redis_key = self.redis_key(&id);
-                let written = self
-                    .run("create", |mut conn| {
-                        let mut invocation = self.scripts.create.key(&redis_key);
-                        invocation.arg(ttl_millis(ttl)).arg(SIZE_FIELD).arg(size);
-                        for (field, value) in &state {
-                            invocation.arg(field).arg(value);
-                        }
-                        async move { invocation.invoke_async::<i64>(&mut conn).await }
-                    })
-                    .await?;
-                match written {
-                    1 => return Ok(id),
-                    0 => tracing::debug!("session ID collision; trying another ID"),
-                    _ => return Err(self.unexpected("create")),
-                }
-            }
-            Err(BackendError::other(format!(
-                "no free session ID found in {CREATE_ATTEMPTS} attempts in Redis at {}",
-                self.hosts
-            )))
-        }
-        .instrument(span)
-        .await
+        self.create_fresh(state, ttl, None).await
     }
 
     async fn save(
@@ -958,49 +985,7 @@ impl SessionIndex for RedisBackend {
         state: SessionState,
         ttl: Duration,
     ) -> Result<SessionId, BackendError> {
-        check_reserved(state.keys())?;
-        check_length(&state, self.store_length)?;
-        let size = encoded_len(&state);
-        let index_key = self.index_key(owner);
-        let span = tracing::debug_span!(
-            "flamingo_session.redis.create_owned",
-            session = tracing::field::Empty
-        );
-        let record = span.clone();
-        async {
-            for _ in 0..CREATE_ATTEMPTS {
-                let id = SessionId::generate_for(owner);
-                record.record("session", tracing::field::display(&id));
-                let redis_key = self.redis_key(&id);
-                let written = self
-                    .run("create", |mut conn| {
-                        let mut invocation = self.scripts.create_owned.key(&redis_key);
-                        invocation
-                            .key(&index_key)
-                            .arg(ttl_millis(ttl))
-                            .arg(unix_now())
-                            .arg(id.expose())
-                            .arg(SIZE_FIELD)
-                            .arg(size);
-                        for (field, value) in &state {
-                            invocation.arg(field).arg(value);
-                        }
-                        async move { invocation.invoke_async::<i64>(&mut conn).await }
-                    })
-                    .await?;
-                match written {
-                    1 => return Ok(id),
-                    0 => tracing::debug!("session ID collision; trying another ID"),
-                    _ => return Err(self.unexpected("create")),
-                }
-            }
-            Err(BackendError::other(format!(
-                "no free session ID found in {CREATE_ATTEMPTS} attempts in Redis at {}",
-                self.hosts
-            )))
-        }
-        .instrument(span)
-        .await
+        self.create_fresh(state, ttl, Some(owner)).await
     }
 
     async fn list(&self, owner: &SessionOwner) -> Result<Vec<IndexedSession>, BackendError> {

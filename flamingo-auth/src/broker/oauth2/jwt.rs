@@ -12,16 +12,21 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use base64::Engine as _;
 use openidconnect::{
     core::{CoreJsonWebKey, CoreJwsSigningAlgorithm},
-    JsonWebKey as _, JsonWebKeyAlgorithm, JsonWebKeySet, JsonWebKeySetUrl, JsonWebKeyUse as _,
+    JsonWebKeySet, JsonWebKeySetUrl,
 };
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::Rejection;
-use crate::{clock::now, config::OAuth2Config, error::BoxError, log::Escaped};
+use crate::{
+    clock::now,
+    config::OAuth2Config,
+    error::BoxError,
+    jws::{b64url, json_object, verify_signature, SignatureError},
+    log::Escaped,
+};
 
 type Jwks = JsonWebKeySet<CoreJsonWebKey>;
 
@@ -166,28 +171,12 @@ fn check_signature(
     alg: &CoreJwsSigningAlgorithm,
     kid: Option<&str>,
 ) -> Result<(), Rejection> {
-    let mut candidates = keys
-        .keys()
-        .iter()
-        .filter(|key| kid.is_none() || key.key_id().map(|id| id.as_str()) == kid)
-        .filter(|key| key.key_use().is_none_or(|u| u.allows_signature()))
-        .filter(|key| match key.signing_alg() {
-            JsonWebKeyAlgorithm::Algorithm(key_alg) => key_alg == alg,
-            JsonWebKeyAlgorithm::Unspecified => true,
-            JsonWebKeyAlgorithm::Unsupported => false,
-        })
-        .peekable();
-    if candidates.peek().is_none() {
-        return Err(Rejection::Invalid(NO_KEY));
-    }
-    if candidates.any(|key| {
-        key.verify_signature(alg, jws.signing_input.as_bytes(), &jws.signature)
-            .is_ok()
-    }) {
-        Ok(())
-    } else {
-        Err(Rejection::Invalid("the JWT's signature is wrong"))
-    }
+    verify_signature(keys, alg, kid, jws.signing_input.as_bytes(), &jws.signature).map_err(|err| {
+        match err {
+            SignatureError::NoKey => Rejection::Invalid(NO_KEY),
+            SignatureError::Bad => Rejection::Invalid("the JWT's signature is wrong"),
+        }
+    })
 }
 
 /// A compact JWS, decoded but not checked.
@@ -206,20 +195,11 @@ impl<'a> Jws<'a> {
         else {
             return None;
         };
-        let decode = |part: &str| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .ok()
-        };
-        let object = |part: &str| match serde_json::from_slice(&decode(part)?).ok()? {
-            Value::Object(map) => Some(map),
-            _ => None,
-        };
         Some(Jws {
             signing_input: &token[..header.len() + 1 + payload.len()],
-            header: object(header)?,
-            claims: object(payload)?,
-            signature: decode(signature).filter(|s| !s.is_empty())?,
+            header: json_object(header)?,
+            claims: json_object(payload)?,
+            signature: b64url(signature).filter(|s| !s.is_empty())?,
         })
     }
 }
@@ -232,6 +212,7 @@ async fn fetch(url: &JsonWebKeySetUrl, http: &reqwest::Client) -> Result<Jwks, B
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
     use serde_json::json;
 
     use super::*;
