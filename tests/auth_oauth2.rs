@@ -313,3 +313,51 @@ async fn start_up_fails_when_introspection_has_no_credentials() {
         "core.auth.web.broker[0].clientSecret: is required for verification: introspection"
     );
 }
+
+/// A token the provider cannot be asked about (down) is neither a user nor a guest: the
+/// extractors answer 502 (a client retries later; a 401 would make it drop a good token), and
+/// the answer names no token.
+#[actix_web::test]
+async fn a_token_that_cannot_be_checked_because_the_provider_is_down_is_a_502() {
+    let mut provider = provider();
+    let app = app(&provider, INTROSPECTION_BROKER).await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, None)
+        .await;
+    provider.stop();
+    for path in ["/api/me", "/api/private"] {
+        let (status, challenge, body, cookie) = get(&app, path, Some(&token)).await;
+        assert_eq!(status, 502, "{path}: {body}");
+        assert_eq!(
+            challenge, None,
+            "{path}: no invalid_token for a token never checked"
+        );
+        assert_eq!(body, "identity provider failed");
+        assert!(!cookie);
+    }
+    // Without a token the request is still a guest's.
+    let (status, _, body, _) = get(&app, "/api/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["loggedIn"],
+        json!(false)
+    );
+}
+
+/// `clockSkew` gives `exp` and `nbf` leeway for clocks that differ; without it they are exact.
+#[actix_web::test]
+async fn clock_skew_gives_exp_and_nbf_leeway() {
+    let provider = provider();
+    let exact = app(&provider, JWT_BROKER).await;
+    let lenient = app(&provider, &format!("{JWT_BROKER}    clockSkew: 30s\n")).await;
+    let token = |exp: i64, nbf: i64| json!({"iss": provider.issuer(), "aud": API, "sub": "skewed", "exp": exp, "nbf": nbf});
+    let expired_a_moment_ago = provider.sign(&token(now() - 10, now() - 60)).await;
+    let valid_in_a_moment = provider.sign(&token(now() + 600, now() + 10)).await;
+    let long_expired = provider.sign(&token(now() - 120, now() - 600)).await;
+    for early_or_late in [&expired_a_moment_ago, &valid_in_a_moment] {
+        assert_refused(&exact, early_or_late).await;
+        let (status, _, body, _) = get(&lenient, "/api/me", Some(early_or_late)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_refused(&lenient, &long_expired).await;
+}

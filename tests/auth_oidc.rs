@@ -420,6 +420,33 @@ async fn an_expired_access_token_is_refreshed_and_written_back_and_a_refused_ref
     );
 }
 
+/// A refresh the provider cannot answer (it is down) is not a logout: the user's request fails
+/// with 502 instead of showing a guest, and the login stays for when the provider is back.
+#[actix_web::test]
+async fn a_refresh_while_the_provider_is_down_is_a_502_and_keeps_the_login() {
+    let mut setup = setup(ProviderOptions {
+        access_token_ttl: 2,
+        ..ProviderOptions::default()
+    })
+    .await;
+    let browser = browser();
+    assert_eq!(
+        login(&browser, &setup, "alice").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let before = get_json(&browser, &setup.app.url("/stored-token")).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    setup.provider.stop();
+    let me = browser.get(setup.app.url("/me")).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(me.text().await.unwrap(), "identity provider failed");
+    assert_eq!(
+        get_json(&browser, &setup.app.url("/stored-token")).await["token"],
+        before["token"],
+        "the login and its tokens stay"
+    );
+}
+
 #[actix_web::test]
 async fn logout_ends_the_login_locally_and_at_the_provider_and_checks_the_state() {
     let setup = setup(ProviderOptions::default()).await;

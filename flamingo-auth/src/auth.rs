@@ -2,62 +2,26 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use flamingo_session::{
     backend::SessionBackend, Session, SessionDirectory, SessionRepository, Sessions,
 };
 
 use crate::{
     auth_params::AuthCodeOptioner,
-    backchannel::SeenTokens,
     broker::{
-        Broker, BrokerTypes, CallbackError, Ctx, CustomBroker, OidcBroker, RequestIdentifier,
+        self, Broker, BrokerTypes, CallbackError, Ctx, CustomBroker, Options, RequestIdentifier,
+        RetryPolicy,
     },
-    config::{AuthConfig, CustomBrokerConfig},
+    config::{AuthConfig, CustomBrokerConfig, BROKER_KEY, HTTP_CLIENT_KEY},
     error::AuthConfigError,
     events::{login_listener, logout_listener, Listeners, LoginEvent, LogoutEvent},
     identity::Identity,
     log::Escaped,
     redirect::Origin,
-    refresh::{Refreshes, Store},
-    routes,
+    refresh::{Refresher, Store},
+    replay::SeenTokens,
 };
-
-/// How discovery of an OpenID Provider is retried at start-up.
-///
-/// Default: 3 attempts, waiting 500 ms, then 1 s (doubling, at most `max_delay` = 5 s); each
-/// request times out after 10 s. After the last attempt [`Auth`] fails to build with
-/// [`AuthConfigError::Discovery`], naming the broker and the endpoint.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let policy = flamingo_auth::RetryPolicy { attempts: 5, ..Default::default() };
-/// assert_eq!(policy.initial_delay, Duration::from_millis(500));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// How many times discovery is tried (at least 1). Default: `3`.
-    pub attempts: u32,
-    /// The wait before the second attempt; it doubles after each failure. Default: 500 ms.
-    pub initial_delay: Duration,
-    /// The longest wait between attempts. Default: 5 s.
-    pub max_delay: Duration,
-    /// Timeout of each request to the provider (discovery, token, keys). Default: 10 s.
-    pub request_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 3,
-            initial_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// How long a session that logged in can live: `max.lifetime` when set (it ends the session
 /// however active), else `max.age` (a session used at least that often lives on; a record kept
@@ -68,13 +32,6 @@ fn login_lifetime(config: &flamingo_session::SessionConfig) -> Duration {
     } else {
         config.max_lifetime
     }
-}
-
-/// Start-up options of the brokers.
-#[derive(Debug, Clone)]
-pub(crate) struct Options {
-    pub(crate) retry: RetryPolicy,
-    pub(crate) jwks_refetch_interval: Duration,
 }
 
 type CallbackErrorHandler =
@@ -95,8 +52,7 @@ struct Inner {
     /// How long a login's records (the back-channel `sid` record) live: the session's
     /// `max.lifetime` when set, else its `max.age`.
     login_lifetime: Duration,
-    refreshes: Refreshes,
-    refresh_store: Store,
+    refresher: Refresher,
     seen_logout_tokens: SeenTokens,
 }
 
@@ -399,7 +355,7 @@ impl AuthBuilder {
         if let Some(name) = &self.login_broker {
             if !self.config.brokers.iter().any(|b| b.name() == name) {
                 return Err(AuthConfigError::invalid(
-                    crate::config::BROKER_KEY,
+                    BROKER_KEY,
                     format!("login broker {name:?} is not configured"),
                 ));
             }
@@ -410,7 +366,7 @@ impl AuthBuilder {
             .find(|t| ["oidc", "oauth2", "http", "fake"].contains(&t.as_str()))
         {
             return Err(AuthConfigError::invalid(
-                crate::config::BROKER_KEY,
+                BROKER_KEY,
                 format!("broker type {typ:?} is built in and cannot be registered"),
             ));
         }
@@ -421,7 +377,7 @@ impl AuthBuilder {
         for identifier in self.registered_brokers {
             if brokers.iter().any(|b| b.name() == identifier.broker()) {
                 return Err(AuthConfigError::invalid(
-                    crate::config::BROKER_KEY,
+                    BROKER_KEY,
                     format!(
                         "broker name {:?} of a registered broker is configured twice",
                         identifier.broker()
@@ -445,9 +401,7 @@ impl AuthBuilder {
                 .connect_timeout(timeouts.connect_timeout)
                 .timeout(timeouts.request_timeout)
                 .build()
-                .map_err(|err| {
-                    AuthConfigError::invalid(crate::config::HTTP_CLIENT_KEY, err.to_string())
-                })?,
+                .map_err(|err| AuthConfigError::invalid(HTTP_CLIENT_KEY, err.to_string()))?,
         };
         Ok(Auth {
             inner: Arc::new(Inner {
@@ -466,12 +420,11 @@ impl AuthBuilder {
                 repository: self.repository.clone(),
                 directory: self.directory,
                 login_lifetime: self.login_lifetime,
-                refreshes: Refreshes::default(),
-                refresh_store: Store {
+                refresher: Refresher::new(Store {
                     repository: self.repository,
                     backend: self.backend,
                     lease_time: self.config.refresh_lease,
-                },
+                }),
                 seen_logout_tokens: SeenTokens::default(),
             }),
             listeners: Arc::new(self.listeners),
@@ -550,26 +503,6 @@ impl Auth {
         self
     }
 
-    /// Mounts the routes (`/core/auth/login/{broker}`, `/core/auth/callback/{broker}`,
-    /// `/core/auth/logout`, `/core/auth/logout/{broker}`, `/core/auth/logoutCallback`,
-    /// `POST /core/auth/backchannelLogout/{broker}` (see [`backchannel`](crate::backchannel)), and
-    /// `/core/auth/debug` when `core.auth.web.debugController` is on) and the app data of the
-    /// extractors. Use with `App::configure`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # fn app(auth: flamingo_auth::Auth, sessions: flamingo_session::Sessions) {
-    /// let app = actix_web::App::new()
-    ///     .wrap(sessions.middleware())
-    ///     .configure(|cfg| auth.configure(cfg));
-    /// # }
-    /// ```
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.clone()));
-        routes::mount(cfg, self.inner.debug);
-    }
-
     /// The configured brokers as (name, `typ`), in configured order.
     ///
     /// # Examples
@@ -593,21 +526,14 @@ impl Auth {
         self.inner.brokers.iter().find(|b| b.name() == name)
     }
 
-    /// The `oidc` broker `name`, shared (a refresh task outlives its request).
-    pub(crate) fn oidc_broker(&self, name: &str) -> Option<Arc<OidcBroker>> {
-        match self.broker(name) {
-            Some(Broker::Oidc(broker)) => Some(broker.clone()),
-            _ => None,
-        }
+    /// `core.auth.web.debugController`: whether `/core/auth/debug` is mounted.
+    pub(crate) fn debug_controller(&self) -> bool {
+        self.inner.debug
     }
 
     /// `core.auth.web.logoutPurgesSession`.
     pub(crate) fn logout_purges_session(&self) -> bool {
         self.inner.logout_purges_session
-    }
-
-    pub(crate) fn auth_code_optioners(&self) -> &[Arc<dyn AuthCodeOptioner>] {
-        &self.inner.auth_code_optioners
     }
 
     /// The session store, for reading a session again outside its request's copy.
@@ -630,13 +556,15 @@ impl Auth {
         &self.inner.seen_logout_tokens
     }
 
-    pub(crate) fn refreshes(&self) -> &Refreshes {
-        &self.inner.refreshes
-    }
-
-    /// The session store as refreshes use it: sessions read again by ID, and the leases.
-    pub(crate) fn refresh_store(&self) -> &Store {
-        &self.inner.refresh_store
+    /// What brokers need for one request's `session`.
+    pub(crate) fn ctx<'a>(&'a self, req: &'a HttpRequest, session: &'a Session) -> Ctx<'a> {
+        Ctx {
+            req,
+            session,
+            origin: &self.inner.origin,
+            optioners: &self.inner.auth_code_optioners,
+            refresher: &self.inner.refresher,
+        }
     }
 
     pub(crate) fn all_brokers(&self) -> &[Broker] {
@@ -673,18 +601,15 @@ impl Auth {
     /// Every identity of the request, in broker order (Flamingo's `IdentifyAll`). Errors of
     /// single brokers are logged and skipped.
     pub(crate) async fn identities(&self, req: &HttpRequest, session: &Session) -> Vec<Identity> {
-        let ctx = Ctx {
-            req,
-            session,
-            auth: self,
-        };
+        let ctx = self.ctx(req, session);
         let mut found = Vec::new();
         for broker in &self.inner.brokers {
             match broker.identify(&ctx).await {
                 Ok(Some(identity)) => found.push(identity),
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed")
+                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed");
+                    broker::record_failure(req, broker.name(), &err);
                 }
             }
         }
@@ -693,17 +618,14 @@ impl Auth {
 
     /// The first identity of the request (Flamingo's `Identify`).
     pub(crate) async fn identify(&self, req: &HttpRequest, session: &Session) -> Option<Identity> {
-        let ctx = Ctx {
-            req,
-            session,
-            auth: self,
-        };
+        let ctx = self.ctx(req, session);
         for broker in &self.inner.brokers {
             match broker.identify(&ctx).await {
                 Ok(Some(identity)) => return Some(identity),
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed")
+                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed");
+                    broker::record_failure(req, broker.name(), &err);
                 }
             }
         }

@@ -32,11 +32,7 @@
 //!   `max.age`); the token's `sid` is looked up there, then as above. A `sid` nobody recorded
 //!   ends nothing and still answers 200 (the session is already gone).
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use actix_web::{http::header, web, HttpResponse};
 use openidconnect::core::CoreJwsSigningAlgorithm;
@@ -44,13 +40,14 @@ use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
 use crate::{
+    auth::Auth,
     broker::{oidc::jwt_payload, Broker, OidcBroker},
+    clock::now,
     error::AuthError,
     jws::{b64url, json_object, verify_signature, SignatureError},
     log::Escaped,
     session_data::{oidc_session_key, OidcSessionData},
     user_sessions::session_owner,
-    Auth,
 };
 
 /// The `events` member that makes a JWT a logout token.
@@ -69,28 +66,6 @@ pub(crate) struct LogoutToken {
 
 /// Why a logout token was refused: the fixed `error_description` of the 400.
 type Refusal = &'static str;
-
-/// The `jti`s seen in this process, for backends without leases.
-#[derive(Default)]
-pub(crate) struct SeenTokens(Mutex<HashMap<String, Instant>>);
-
-impl SeenTokens {
-    /// Records `key` for `ttl`; `false` when it was already recorded and has not expired.
-    fn first_time(&self, key: &str, ttl: Duration) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        seen.retain(|_, until| *until > now);
-        if seen.contains_key(key) {
-            return false;
-        }
-        seen.insert(key.to_owned(), now + ttl);
-        true
-    }
-
-    fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-    }
-}
 
 fn sid_lease(broker: &str, sid: &str) -> String {
     format!("bcl-sid:{broker}:{sid}")
@@ -250,7 +225,7 @@ async fn verify(broker: &OidcBroker, token: &str) -> Result<LogoutToken, Refusal
             max_age: settings.max_age,
             clock_skew: settings.clock_skew,
         },
-        crate::broker::oidc::now(),
+        now(),
     )
 }
 
@@ -652,16 +627,5 @@ mod tests {
         ] {
             assert_eq!(check_header(&header(h), "RS256").map(|_| ()), Err(reason));
         }
-    }
-
-    #[test]
-    fn a_jti_is_seen_once_until_it_expires() {
-        let seen = SeenTokens::default();
-        assert!(seen.first_time("a", Duration::from_secs(60)));
-        assert!(!seen.first_time("a", Duration::from_secs(60)));
-        assert!(seen.first_time("b", Duration::ZERO));
-        assert!(seen.first_time("b", Duration::from_secs(60)));
-        seen.forget("a");
-        assert!(seen.first_time("a", Duration::from_secs(60)));
     }
 }

@@ -91,6 +91,10 @@ pub use self::{
     oauth2::{OAuth2Config, TokenVerification, OAUTH2_ALGORITHMS},
 };
 
+/// `core.auth.web.refreshLease` unless configured (see
+/// [`refresh::DEFAULT_LEASE_TIME`](crate::refresh::DEFAULT_LEASE_TIME)).
+pub(crate) const DEFAULT_REFRESH_LEASE: Duration = Duration::from_secs(5);
+
 /// The list of brokers.
 pub const BROKER_KEY: &str = "core.auth.web.broker";
 /// Whether `/core/auth/debug` is mounted.
@@ -622,7 +626,7 @@ impl AuthConfig {
         };
         let refresh_lease = match web.and_then(|w| w.child("refreshLease")) {
             Some(n) => n.as_duration()?,
-            None => crate::refresh::DEFAULT_LEASE_TIME,
+            None => DEFAULT_REFRESH_LEASE,
         };
         Ok(AuthConfig {
             brokers: parsed,
@@ -1270,7 +1274,7 @@ mod tests {
         );
         assert_eq!(
             AuthConfig::from_value(&json!({})).unwrap().refresh_lease,
-            crate::refresh::DEFAULT_LEASE_TIME
+            DEFAULT_REFRESH_LEASE
         );
         for bad in ["soon", "0s"] {
             let err = read(json!(bad)).unwrap_err().to_string();

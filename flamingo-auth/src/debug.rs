@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flamingo_session::Session;
 
-use crate::Auth;
+use crate::auth::Auth;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

@@ -6,7 +6,7 @@ use actix_web::{
 use flamingo_session::Session;
 use futures_util::future::LocalBoxFuture;
 
-use crate::{identity::Identity, user::User, Auth};
+use crate::{auth::Auth, identity::Identity, user::User};
 
 /// The [`Auth`] of the app, or an error saying how to mount it.
 pub(crate) fn auth_of(req: &HttpRequest) -> Result<Auth, actix_web::Error> {
@@ -30,8 +30,9 @@ impl FromRequest for User {
             let session = Session::extract(&req).await?;
             match auth.identify(&req, &session).await {
                 Some(identity) => Ok(User::from_identity(&identity)),
-                // A refused bearer token is not a guest: 401 `invalid_token`.
-                None => match crate::broker::oauth2::rejection(&req) {
+                // A refused bearer token is not a guest (401 `invalid_token`), nor is a login
+                // or a token that the provider could not check (502).
+                None => match crate::broker::unidentified(&req) {
                     Some(refused) => Err(refused.into()),
                     None => Ok(User::guest()),
                 },
@@ -144,7 +145,7 @@ impl ResponseError for LoginRequired {
 
     fn error_response(&self) -> HttpResponse {
         match &self.redirect {
-            Some(location) => crate::routes::see_other(location),
+            Some(location) => crate::redirect::see_other(location),
             None => {
                 let mut response = HttpResponse::Unauthorized();
                 if self.bearer {
@@ -180,7 +181,7 @@ impl FromRequest for Authenticated {
                     identity,
                 });
             }
-            if let Some(refused) = crate::broker::oauth2::rejection(&req) {
+            if let Some(refused) = crate::broker::unidentified(&req) {
                 return Err(refused.into());
             }
             let redirect = match (wants_html(&req), auth.login_broker()) {

@@ -23,7 +23,8 @@
 //! - **The user's sessions**: every login is recorded in the session backend's per-user index
 //!   ([`session_owner`]); [`AuthManager::sessions`] lists them and
 //!   [`AuthManager::end_all_sessions`] logs out everywhere.
-//! - **Extractors**: [`User`] (a guest when nobody is logged in), [`Authenticated`] (requires a
+//! - **Extractors**: [`User`] (a guest when nobody is logged in; 502 when the provider could not
+//!   check a login or token), [`Authenticated`] (requires a
 //!   login: 401 for APIs, a redirect to the login for browsers), [`UserService`], and
 //!   [`AuthManager`] for the ID token, the access token (refreshed when it expires) and
 //!   [`AuthHttpClient`].
@@ -133,6 +134,7 @@ mod log;
 mod manager;
 mod redirect;
 pub mod refresh;
+mod replay;
 mod routes;
 pub mod session_data;
 mod template;
@@ -140,9 +142,9 @@ pub mod user;
 mod user_sessions;
 
 pub use async_trait::async_trait;
-pub use auth::{Auth, AuthBuilder, RetryPolicy};
+pub use auth::{Auth, AuthBuilder};
 pub use auth_params::AuthCodeOptioner;
-pub use broker::{mock, BrokerRequest, CallbackError, RequestIdentifier};
+pub use broker::{mock, BrokerRequest, CallbackError, RequestIdentifier, RetryPolicy};
 pub use client::{AuthHttpClient, AuthRequest};
 pub use error::{AuthConfigError, AuthError, BoxError};
 pub use events::{LoginEvent, LogoutEvent};

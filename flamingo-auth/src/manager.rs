@@ -1,17 +1,19 @@
 //! [`AuthManager`]: tokens of the logged-in user (Flamingo's `application.AuthManager`).
 
+use std::sync::Arc;
+
 use actix_web::{dev::Payload, FromRequest, HttpRequest};
 use flamingo_session::Session;
 use serde_json::{Map, Value};
 
 use crate::{
+    auth::Auth,
     broker::{Broker, Ctx, OidcBroker},
     client::AuthHttpClient,
     error::AuthError,
     extract::auth_of,
     identity::Identity,
     session_data::{oidc_session_key, OidcSessionData},
-    Auth,
 };
 
 pub use openidconnect::AccessToken;
@@ -156,11 +158,7 @@ impl AuthManager {
     }
 
     fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            req: &self.req,
-            session: &self.session,
-            auth: &self.auth,
-        }
+        self.auth.ctx(&self.req, &self.session)
     }
 
     /// Every identity of the request, one per broker logged in at (Flamingo's `IdentifyAll`).
@@ -192,14 +190,14 @@ impl AuthManager {
             }
             None => match self.auth.identify(&self.req, &self.session).await {
                 Some(identity) => Ok(identity),
-                None => Err(crate::broker::oauth2::rejection(&self.req)
+                None => Err(crate::broker::unidentified(&self.req)
                     .unwrap_or(AuthError::NotLoggedIn { broker: None })),
             },
         }
     }
 
     /// The `oidc` broker to use.
-    fn oidc(&self) -> Result<&OidcBroker, AuthError> {
+    fn oidc(&self) -> Result<&Arc<OidcBroker>, AuthError> {
         if let Some(name) = &self.broker {
             return match self.auth.broker(name) {
                 Some(Broker::Oidc(b)) => Ok(b),
@@ -213,12 +211,12 @@ impl AuthManager {
                 }),
             };
         }
-        let oidc: Vec<&OidcBroker> = self
+        let oidc: Vec<&Arc<OidcBroker>> = self
             .auth
             .all_brokers()
             .iter()
             .filter_map(|b| match b {
-                Broker::Oidc(b) => Some(&**b),
+                Broker::Oidc(b) => Some(b),
                 _ => None,
             })
             .collect();

@@ -5,7 +5,7 @@
 //! A client that is not a trusted proxy cannot move the base with `X-Forwarded-Host` or
 //! `Forwarded`, and no header can make the scheme anything but `http` or `https`.
 
-use actix_web::{http::header, HttpRequest};
+use actix_web::{http::header, HttpRequest, HttpResponse};
 use url::Url;
 
 use crate::config::ProxyRange;
@@ -134,6 +134,13 @@ pub(crate) fn login_target(
         .get(header::REFERER)
         .and_then(|v| v.to_str().ok());
     guard(origin, req, redirect_url.or(referer))
+}
+
+/// `303 See Other` to `location`.
+pub(crate) fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    broker::OidcBroker,
+    broker::oidc::{self, OidcBroker, RefreshError, RefreshOutcome as Outcome},
     log::Escaped,
     session_data::{oidc_session_key, OidcSessionData},
 };
@@ -84,7 +84,7 @@ pub const REUSE_WINDOW: Duration = Duration::from_secs(60);
 /// ```
 /// assert_eq!(flamingo_auth::refresh::DEFAULT_LEASE_TIME, std::time::Duration::from_secs(5));
 /// ```
-pub const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(5);
+pub const DEFAULT_LEASE_TIME: Duration = crate::config::DEFAULT_REFRESH_LEASE;
 
 /// The longest a request waits for another process's refresh of its session before it fails
 /// with a provider error (502), keeping the session's tokens.
@@ -101,19 +101,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 const POLL_START: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_millis(200);
 
-/// What a shared refresh ended with; every request of the session gets a clone.
-#[derive(Clone)]
-pub(crate) enum Outcome {
-    /// New (or another request's fresher) tokens.
-    Refreshed(Box<OidcSessionData>),
-    /// The provider refused the refresh token, the refreshed ID token was rejected, or the login
-    /// ended in another request meanwhile: the login is over.
-    Refused(String),
-    /// The provider could not be asked (network, store, a refresh elsewhere that never ended):
-    /// the login stays, the request fails.
-    Failed(String),
-}
-
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     broker: String,
@@ -127,10 +114,12 @@ struct Slot {
     started: Instant,
 }
 
-/// The refreshes in flight (and just finished) in this process.
-#[derive(Default)]
-pub(crate) struct Refreshes {
+/// The token refreshes of the app's sessions: one exchange per session's tokens at a time in
+/// this process (a shared future), and across the processes of a store with leases.
+pub(crate) struct Refresher {
+    /// The refreshes in flight (and just finished) in this process.
     slots: Mutex<HashMap<Key, Slot>>,
+    store: Store,
 }
 
 /// Where a refresh reads and writes the session outside its request, and how it shares the
@@ -144,11 +133,11 @@ pub(crate) struct Store {
 }
 
 /// What a refresh task needs; all owned, so the task outlives the request that started it.
-pub(crate) struct Job {
-    pub(crate) broker: Arc<OidcBroker>,
-    pub(crate) data: OidcSessionData,
-    pub(crate) session: Option<SessionId>,
-    pub(crate) store: Store,
+struct Job {
+    broker: Arc<OidcBroker>,
+    data: OidcSessionData,
+    session: Option<SessionId>,
+    store: Store,
 }
 
 impl Job {
@@ -159,14 +148,35 @@ impl Job {
     }
 }
 
-impl Refreshes {
-    /// The outcome of refreshing `job.data`: joins the refresh of the same refresh token in
-    /// flight (or finished within [`REUSE_WINDOW`]), else starts one.
-    pub(crate) async fn refresh(&self, job: Job, refresh_token: &str) -> Outcome {
+impl Refresher {
+    pub(crate) fn new(store: Store) -> Self {
+        Refresher {
+            slots: Mutex::default(),
+            store,
+        }
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl oidc::Refresher for Refresher {
+    /// Joins the refresh of the same refresh token in flight (or finished within
+    /// [`REUSE_WINDOW`]), else starts one.
+    async fn refresh(
+        &self,
+        broker: Arc<OidcBroker>,
+        session: Option<SessionId>,
+        data: OidcSessionData,
+    ) -> Outcome {
         let key = Key {
-            broker: job.broker.name().to_owned(),
-            session: job.session.as_ref().map(SessionId::hash),
-            refresh_token: Sha256::digest(refresh_token.as_bytes()).into(),
+            broker: broker.name().to_owned(),
+            session: session.as_ref().map(SessionId::hash),
+            refresh_token: Sha256::digest(data.refresh_token.as_deref().unwrap_or_default()).into(),
+        };
+        let job = Job {
+            broker,
+            data,
+            session,
+            store: self.store.clone(),
         };
         let outcome = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,8 +187,7 @@ impl Refreshes {
                 // Finished: only new tokens that this request does not have yet and that are
                 // still fresh (without rotation the same refresh token is used again later).
                 Some(Outcome::Refreshed(new)) => {
-                    new.access_token != job.data.access_token
-                        && !crate::broker::oidc::needs_refresh(new)
+                    new.access_token != job.data.access_token && !oidc::needs_refresh(new)
                 }
                 Some(_) => false,
             });
@@ -351,7 +360,7 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
     }
     let new_data = match job.broker.exchange_refresh_token(&job.data).await {
         Ok(new_data) => new_data,
-        Err(crate::broker::oidc::RefreshError::Refused {
+        Err(RefreshError::Refused {
             invalid_grant,
             reason,
         }) => {
@@ -363,9 +372,7 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
             }
             return Outcome::Refused(reason);
         }
-        Err(crate::broker::oidc::RefreshError::Failed(err)) => {
-            return Outcome::Failed(Escaped(&err).to_string())
-        }
+        Err(RefreshError::Failed(err)) => return Outcome::Failed(Escaped(&err).to_string()),
     };
     write_through(job, &new_data).await;
     Outcome::Refreshed(Box::new(new_data))
@@ -401,7 +408,7 @@ async fn stored(job: &Job) -> Stored {
     };
     let other = stored.refresh_token != job.data.refresh_token
         || stored.access_token != job.data.access_token;
-    if other && !crate::broker::oidc::needs_refresh(&stored) {
+    if other && !oidc::needs_refresh(&stored) {
         Stored::Newer(Box::new(stored))
     } else {
         Stored::Unchanged

@@ -8,16 +8,19 @@ use subtle::ConstantTimeEq as _;
 use tracing::Instrument as _;
 
 use crate::{
-    broker::{Broker, Ctx},
+    auth::Auth,
+    backchannel,
+    broker::{Broker, Ctx, LoggedIn, LoginFailure, LoginStep},
+    debug,
+    error::AuthError,
     events::{LoginEvent, LogoutEvent},
-    identity::Identity,
     log::Escaped,
-    redirect,
+    redirect::{self, see_other},
     session_data::{
         self, LogoutRedirects, LogoutState, LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY,
         LOGOUT_STATE_KEY, REDIRECT_KEY,
     },
-    user_sessions, Auth,
+    user_sessions,
 };
 
 /// The path of the logout callback, where single-sign-out redirects come back to.
@@ -26,7 +29,29 @@ pub(crate) const LOGOUT_CALLBACK_PATH: &str = "/core/auth/logoutCallback";
 /// Where the OpenID Providers post logout tokens (OpenID Connect Back-Channel Logout).
 pub(crate) const BACKCHANNEL_LOGOUT_PATH: &str = "/core/auth/backchannelLogout/{broker}";
 
-pub(crate) fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
+impl Auth {
+    /// Mounts the routes (`/core/auth/login/{broker}`, `/core/auth/callback/{broker}`,
+    /// `/core/auth/logout`, `/core/auth/logout/{broker}`, `/core/auth/logoutCallback`,
+    /// `POST /core/auth/backchannelLogout/{broker}` (see [`backchannel`](crate::backchannel)), and
+    /// `/core/auth/debug` when `core.auth.web.debugController` is on) and the app data of the
+    /// extractors. Use with `App::configure`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn app(auth: flamingo_auth::Auth, sessions: flamingo_session::Sessions) {
+    /// let app = actix_web::App::new()
+    ///     .wrap(sessions.middleware())
+    ///     .configure(|cfg| auth.configure(cfg));
+    /// # }
+    /// ```
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()));
+        mount(cfg, self.debug_controller());
+    }
+}
+
+fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
     cfg.route("/core/auth/login/{broker}", web::get().to(login))
         .service(
             web::resource("/core/auth/callback/{broker}")
@@ -44,12 +69,9 @@ pub(crate) fn mount(cfg: &mut web::ServiceConfig, debug: bool) {
                 .route(web::post().to(logout_broker)),
         )
         .route(LOGOUT_CALLBACK_PATH, web::get().to(logout_callback))
-        .route(
-            BACKCHANNEL_LOGOUT_PATH,
-            web::post().to(crate::backchannel::route),
-        );
+        .route(BACKCHANNEL_LOGOUT_PATH, web::post().to(backchannel::route));
     if debug {
-        cfg.route("/core/auth/debug", web::get().to(crate::debug::page));
+        cfg.route("/core/auth/debug", web::get().to(debug::page));
     }
 }
 
@@ -65,10 +87,37 @@ fn not_found(message: &'static str) -> HttpResponse {
         .body(message)
 }
 
-pub(crate) fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
+/// The response for a broker's next login step.
+fn step_response(step: LoginStep) -> HttpResponse {
+    match step {
+        LoginStep::Redirect(location) => see_other(&location),
+        LoginStep::Page(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        LoginStep::Challenge {
+            www_authenticate,
+            message,
+        } => HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, www_authenticate))
+            .content_type("text/plain; charset=utf-8")
+            .body(message),
+    }
+}
+
+/// The response for a callback that did not log in.
+fn failure_response(auth: &Auth, req: &HttpRequest, failure: LoginFailure) -> HttpResponse {
+    match failure {
+        LoginFailure::Provider(err) => auth.handle_callback_error(req, &err),
+        LoginFailure::BadRequest(message) => bad_request(message),
+        LoginFailure::Rejected(message) => HttpResponse::Unauthorized()
+            .content_type("text/plain; charset=utf-8")
+            .body(message),
+        LoginFailure::Unavailable => HttpResponse::BadGateway()
+            .content_type("text/plain; charset=utf-8")
+            .body("login failed: the identity provider could not be used"),
+        LoginFailure::Retry(step) => step_response(step),
+        LoginFailure::Error(err) => actix_web::ResponseError::error_response(&err),
+    }
 }
 
 /// `GET /core/auth/login/{broker}?redirecturl=`: remembers where to go afterwards (only
@@ -89,18 +138,14 @@ async fn login(
         params.get("redirecturl").map(String::as_str),
     );
     if let Err(err) = session.store(REDIRECT_KEY, target) {
-        return actix_web::ResponseError::error_response(&crate::AuthError::from(err));
+        return actix_web::ResponseError::error_response(&AuthError::from(err));
     }
-    let ctx = Ctx {
-        req: &req,
-        session: &session,
-        auth: &auth,
-    };
     let span = tracing::info_span!("auth.login", broker = broker.name());
     let _entered = span.enter();
-    broker
-        .authenticate(&ctx)
-        .unwrap_or_else(|err| actix_web::ResponseError::error_response(&err))
+    match broker.authenticate(&auth.ctx(&req, &session)) {
+        Ok(step) => step_response(step),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
 }
 
 /// `GET|POST /core/auth/callback/{broker}`: completes a login.
@@ -120,25 +165,33 @@ async fn callback(
     }
     let span = tracing::info_span!("auth.callback", broker = broker.name());
     async {
-        let ctx = Ctx {
-            req: &req,
-            session: &session,
-            auth: &auth,
-        };
+        let ctx = auth.ctx(&req, &session);
         match broker.callback(&ctx, &params).await {
             None => not_found("broker has no callback"),
-            Some(Err(response)) => response,
-            Some(Ok(identity)) => complete_login(&ctx, broker, identity).await,
+            Some(Err(failure)) => failure_response(&auth, &req, failure),
+            Some(Ok(login)) => complete_login(&auth, &ctx, broker, login).await,
         }
     }
     .instrument(span)
     .await
 }
 
-/// After a successful login: a new session ID recorded in the user's session index (so that it
-/// can be listed and ended with the user's other sessions), the login listeners, and the
-/// redirect to the remembered target.
-async fn complete_login(ctx: &Ctx<'_>, broker: &Broker, identity: Identity) -> HttpResponse {
+/// After a successful login: the provider's session remembered for back-channel logout, a new
+/// session ID recorded in the user's session index (so that it can be listed and ended with the
+/// user's other sessions), the login listeners, and the redirect to the remembered target.
+async fn complete_login(
+    auth: &Auth,
+    ctx: &Ctx<'_>,
+    broker: &Broker,
+    login: LoggedIn,
+) -> HttpResponse {
+    let LoggedIn {
+        identity,
+        provider_session,
+    } = login;
+    if let Some(sid) = provider_session {
+        backchannel::remember_sid(auth, broker.name(), &sid, identity.subject()).await;
+    }
     match user_sessions::owner_of(&identity) {
         Ok(owner) => ctx.session.renew_for(owner),
         Err(err) => {
@@ -150,17 +203,16 @@ async fn complete_login(ctx: &Ctx<'_>, broker: &Broker, identity: Identity) -> H
     let target = ctx
         .session
         .try_load::<String>(REDIRECT_KEY)
-        .unwrap_or_else(|| ctx.auth.origin().base_url(ctx.req).to_string());
+        .unwrap_or_else(|| auth.origin().base_url(ctx.req).to_string());
     ctx.session.delete(REDIRECT_KEY);
     tracing::info!(broker = broker.name(), "login");
-    ctx.auth
-        .dispatch_login(LoginEvent {
-            request: ctx.req.clone(),
-            session: ctx.session.clone(),
-            broker: broker.name().to_owned(),
-            identity,
-        })
-        .await;
+    auth.dispatch_login(LoginEvent {
+        request: ctx.req.clone(),
+        session: ctx.session.clone(),
+        broker: broker.name().to_owned(),
+        identity,
+    })
+    .await;
     see_other(&target)
 }
 
@@ -208,7 +260,7 @@ async fn logout(
     brokers: Vec<&Broker>,
     all: bool,
 ) -> HttpResponse {
-    let ctx = Ctx { req, session, auth };
+    let ctx = auth.ctx(req, session);
     let target = redirect::guard(
         auth.origin(),
         req,

@@ -22,7 +22,9 @@ pub enum UserType {
 ///
 /// It is an extractor: in a handler it is the user of the first broker with a login (in
 /// configured order), or a guest named `"Guest"` when nobody is logged in or the login could not
-/// be read. Fields come from the identity's mapped claims: the `claims.idToken` mapping of an
+/// be read. A request whose credentials could not be checked is refused instead of treated as a
+/// guest's: a bearer token an `oauth2` broker refused (401 `invalid_token`), or a login or token
+/// whose provider failed (502; the login stays, a later request may succeed). Fields come from the identity's mapped claims: the `claims.idToken` mapping of an
 /// `oidc` broker (keys `sub`, `name`, `email`, `salutation`, `firstName`, `lastName`,
 /// `street`, `zipCode`, `city`, `dateOfBirth`, `country`, `groups`; every other mapped key is a
 /// custom field), and the user's `claims` of a `fake` broker.

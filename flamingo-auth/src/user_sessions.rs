@@ -12,7 +12,7 @@ use flamingo_session::{
 };
 use serde::Serialize;
 
-use crate::{error::AuthError, identity::Identity, AuthManager};
+use crate::{error::AuthError, identity::Identity, manager::AuthManager};
 
 /// Separates the broker's name from the subject in an owner's text. Broker names cannot hold a
 /// control character (the config refuses them), so the first one in the text ends the name and

@@ -2,23 +2,12 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::{ext::IdentExt, DeriveInput, GenericParam, Generics};
+use syn::{ext::IdentExt, GenericParam, Generics};
 
-use crate::{ast::Input, fallback, runtime};
+use crate::{ast::Input, runtime};
 
-/// Expands `#[derive(SessionValue)]` on `node`; on a mistake, a minimal impl plus the error.
-pub(crate) fn derive(node: &DeriveInput) -> TokenStream {
-    let input = match Input::from_syn(node) {
-        Ok(input) => input,
-        Err(err) => return fallback::expand(node, err),
-    };
-    match input.validate() {
-        Ok(()) => impl_session_value(&input),
-        Err(err) => fallback::expand(node, err),
-    }
-}
-
-fn impl_session_value(input: &Input<'_>) -> TokenStream {
+/// The `SessionValue` impl and the registration of a valid `input`.
+pub(crate) fn impl_session_value(input: &Input<'_>) -> TokenStream {
     let krate = match &input.attrs.krate {
         Some((_, path)) => path.to_token_stream(),
         None => runtime::path(),

@@ -132,6 +132,15 @@ mod valid;
 /// ```
 #[proc_macro_derive(SessionValue, attributes(session_value))]
 pub fn derive_session_value(input: TokenStream) -> TokenStream {
-    let input = parse_macro_input!(input as DeriveInput);
-    expand::derive(&input).into()
+    let node = parse_macro_input!(input as DeriveInput);
+    derive(&node).into()
+}
+
+/// Expands `#[derive(SessionValue)]` on `node`; on a mistake, a minimal impl plus the error (so
+/// that the user sees the one mistake, not a cascade of missing-impl errors).
+fn derive(node: &DeriveInput) -> proc_macro2::TokenStream {
+    match ast::Input::from_syn(node).and_then(|input| input.validate().map(|()| input)) {
+        Ok(input) => expand::impl_session_value(&input),
+        Err(err) => fallback::expand(node, err),
+    }
 }

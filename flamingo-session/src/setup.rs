@@ -288,8 +288,8 @@ impl Sessions {
     }
 
     /// The owners' session indexes and the leases of the backend in use, outside a request.
-    pub fn directory(&self) -> crate::SessionDirectory {
-        crate::SessionDirectory::new(self.inner.backend.clone())
+    pub fn directory(&self) -> crate::directory::SessionDirectory {
+        crate::directory::SessionDirectory::new(self.inner.backend.clone())
     }
 
     /// Mounts the health endpoint at Flamingo's `/status/healthcheck` and registers the app data

@@ -339,7 +339,8 @@ impl OidcProvider {
         }
     }
 
-    fn stop(&mut self) {
+    /// Stops the provider (a provider that is down); [`restart`](Self::restart) starts it again.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::HttpResponse;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -14,7 +13,7 @@ use crate::{
     template::{Field, Template},
 };
 
-use super::Ctx;
+use super::{Ctx, LoginFailure, LoginStep};
 
 const DEFAULT_TEMPLATE: &str = r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Login</title></head>
@@ -51,16 +50,14 @@ impl FakeBroker {
 
     /// The login form (200, HTML), posting to the callback; `message` says why the last try
     /// failed.
-    pub(crate) fn authenticate(&self, _ctx: &Ctx<'_>, message: Option<&str>) -> HttpResponse {
+    pub(crate) fn login_form(&self, message: Option<&str>) -> LoginStep {
         let body = self.template.render(|field| match field {
             Field::FormUrl => format!("/core/auth/callback/{}", self.config.broker),
             Field::Message => message.unwrap_or_default().to_owned(),
             Field::UsernameId => self.config.username_field.clone(),
             Field::PasswordId => self.config.password_field.clone(),
         });
-        HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        LoginStep::Page(body)
     }
 
     /// Checks the posted form; on success stores the login. Failures re-render the form with
@@ -69,16 +66,16 @@ impl FakeBroker {
         &self,
         ctx: &Ctx<'_>,
         form: &BTreeMap<String, String>,
-    ) -> Result<Identity, HttpResponse> {
+    ) -> Result<Identity, LoginFailure> {
         let username = form
             .get(&self.config.username_field)
             .map(|s| s.trim())
             .unwrap_or_default();
         if username.is_empty() {
-            return Err(self.authenticate(ctx, Some("missing username")));
+            return Err(self.retry("missing username"));
         }
         let Some(user) = self.config.users.get(username) else {
-            return Err(self.authenticate(ctx, Some("invalid user")));
+            return Err(self.retry("invalid user"));
         };
         if self.config.validate_password {
             let password = form
@@ -86,7 +83,7 @@ impl FakeBroker {
                 .map(String::as_str)
                 .unwrap_or_default();
             if password.is_empty() {
-                return Err(self.authenticate(ctx, Some("missing password")));
+                return Err(self.retry("missing password"));
             }
             let expected = user
                 .password
@@ -96,7 +93,7 @@ impl FakeBroker {
             let same =
                 Sha256::digest(password.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes()));
             if !bool::from(same) {
-                return Err(self.authenticate(ctx, Some("password mismatch")));
+                return Err(self.retry("password mismatch"));
             }
         }
         let data = FakeSessionData {
@@ -107,9 +104,14 @@ impl FakeBroker {
             .store(&fake_session_key(&self.config.broker), data)
             .is_err()
         {
-            return Err(self.authenticate(ctx, Some("identity not saved in session")));
+            return Err(self.retry("identity not saved in session"));
         }
         Ok(self.identity_of(username))
+    }
+
+    /// The form again, saying why the last try failed.
+    fn retry(&self, message: &str) -> LoginFailure {
+        LoginFailure::Retry(self.login_form(Some(message)))
     }
 
     pub(crate) fn identify(&self, ctx: &Ctx<'_>) -> Option<Identity> {

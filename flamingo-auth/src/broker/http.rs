@@ -1,6 +1,6 @@
 //! The `http` broker: HTTP Basic authentication against the configured `users`.
 
-use actix_web::{http::header, HttpRequest, HttpResponse};
+use actix_web::{http::header, HttpRequest};
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use subtle::{Choice, ConstantTimeEq as _};
@@ -11,7 +11,7 @@ use crate::{
     session_data::REDIRECT_KEY,
 };
 
-use super::Ctx;
+use super::{Ctx, LoginStep};
 
 pub(crate) struct HttpBroker {
     config: HttpConfig,
@@ -70,29 +70,24 @@ impl HttpBroker {
 
     /// The login route: with valid credentials, go to the stored target; otherwise ask the
     /// browser for them (401 with `WWW-Authenticate`).
-    pub(crate) fn authenticate(&self, ctx: &Ctx<'_>) -> HttpResponse {
+    pub(crate) fn authenticate(&self, ctx: &Ctx<'_>) -> LoginStep {
         if self.identify(ctx.req).is_some() {
             let target = ctx
                 .session
                 .try_load::<String>(REDIRECT_KEY)
                 .unwrap_or_else(|| "/".to_owned());
             ctx.session.delete(REDIRECT_KEY);
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, target))
-                .finish();
+            return LoginStep::Redirect(target);
         }
         self.challenge()
     }
 
     /// 401 with `WWW-Authenticate: Basic realm="<realm>", charset="UTF-8"`.
-    pub(crate) fn challenge(&self) -> HttpResponse {
-        HttpResponse::Unauthorized()
-            .insert_header((
-                header::WWW_AUTHENTICATE,
-                format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.config.realm),
-            ))
-            .content_type("text/plain; charset=utf-8")
-            .body("authentication required")
+    pub(crate) fn challenge(&self) -> LoginStep {
+        LoginStep::Challenge {
+            www_authenticate: format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.config.realm),
+            message: "authentication required",
+        }
     }
 }
 
@@ -143,10 +138,14 @@ mod tests {
         assert!(b
             .identify(&TestRequest::default().to_http_request())
             .is_none());
-        let challenge = b.challenge();
-        assert_eq!(challenge.status(), 401);
+        let LoginStep::Challenge {
+            www_authenticate, ..
+        } = b.challenge()
+        else {
+            panic!("the http broker asks for credentials");
+        };
         assert_eq!(
-            challenge.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            www_authenticate,
             "Basic realm=\"intranet\", charset=\"UTF-8\""
         );
     }

@@ -8,7 +8,11 @@ use actix_web::HttpRequest;
 use async_trait::async_trait;
 use flamingo_session::Session;
 
-use crate::{config::CustomBrokerConfig, error::AuthConfigError, identity::Identity, AuthError};
+use crate::{
+    config::CustomBrokerConfig,
+    error::{AuthConfigError, AuthError},
+    identity::Identity,
+};
 
 /// What a [`RequestIdentifier`] may look at: the request and its session.
 #[derive(Clone, Copy)]

@@ -15,9 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{http::StatusCode, HttpResponse};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
+use flamingo_session::backend::SessionId;
 use openidconnect::{
     core::{
         CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
@@ -43,13 +43,11 @@ use crate::{
     error::{AuthConfigError, AuthError, BoxError},
     identity::{Identity, IdentityKind},
     log::Escaped,
-    refresh::{Job, Outcome},
     session_data::{oidc_session_key, oidc_states_key, OidcSessionData, OidcState},
     user::map_claims,
-    RetryPolicy,
 };
 
-use super::{CallbackError, Ctx};
+use super::{CallbackError, Ctx, LoggedIn, LoginFailure, LoginStep, RetryPolicy};
 
 /// At most this many logins may be in progress in one session (one per tab); older ones are
 /// dropped first.
@@ -121,6 +119,34 @@ pub(crate) enum RefreshError {
     Refused { invalid_grant: bool, reason: String },
     /// The provider could not be asked.
     Failed(BoxError),
+}
+
+/// What a shared refresh ended with; every request of the session gets a clone.
+#[derive(Clone)]
+pub(crate) enum RefreshOutcome {
+    /// New (or another request's fresher) tokens.
+    Refreshed(Box<OidcSessionData>),
+    /// The provider refused the refresh token, the refreshed ID token was rejected, or the login
+    /// ended in another request meanwhile: the login is over.
+    Refused(String),
+    /// The provider could not be asked (network, store, a refresh elsewhere that never ended):
+    /// the login stays, the request fails.
+    Failed(String),
+}
+
+/// Shares the refresh of a session's tokens ([`crate::refresh::Refresher`]): the requests of a
+/// session that find the same tokens expired, in this process and in the others on the store,
+/// get the outcome of one exchange ([`OidcBroker::exchange_refresh_token`]).
+#[async_trait::async_trait(?Send)]
+pub(crate) trait Refresher {
+    /// The outcome of refreshing `data`, the login of `session` (`None`: not stored yet) at
+    /// `broker`.
+    async fn refresh(
+        &self,
+        broker: Arc<OidcBroker>,
+        session: Option<SessionId>,
+        data: OidcSessionData,
+    ) -> RefreshOutcome;
 }
 
 /// How a verified ID token's nonce is checked.
@@ -213,7 +239,7 @@ impl OidcBroker {
     }
 
     fn client_for(&self, state: &ProviderState, ctx: &Ctx<'_>) -> OidcClient {
-        let callback = ctx.auth.origin().absolute(
+        let callback = ctx.origin.absolute(
             ctx.req,
             &format!("/core/auth/callback/{}", self.config.broker),
         );
@@ -224,7 +250,7 @@ impl OidcBroker {
     }
 
     /// Starts a login: stores a new state entry and redirects to the provider.
-    pub(crate) fn authenticate(&self, ctx: &Ctx<'_>) -> Result<HttpResponse, AuthError> {
+    pub(crate) fn authenticate(&self, ctx: &Ctx<'_>) -> Result<LoginStep, AuthError> {
         let state = self.provider.load();
         let client = self.client_for(&state, ctx);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -266,9 +292,7 @@ impl OidcBroker {
         }
         ctx.session.store(&key, states)?;
         tracing::debug!(broker = %self.config.broker, "redirecting to the OpenID Provider");
-        Ok(HttpResponse::SeeOther()
-            .insert_header(("Location", url.to_string()))
-            .finish())
+        Ok(LoginStep::Redirect(url.to_string()))
     }
 
     /// The extra parameters of this login's authorization request: `authParameters`, then the
@@ -296,7 +320,7 @@ impl OidcBroker {
                 auth_params::set(&mut params, &name, value.into_owned());
             }
         }
-        for optioner in ctx.auth.auth_code_optioners() {
+        for optioner in ctx.optioners {
             for (name, value) in optioner.options(ctx.req, &self.config.broker) {
                 if auth_params::RESERVED_PARAMETERS.contains(&name.as_str()) {
                     tracing::warn!(broker = %self.config.broker, parameter = %Escaped(&name), "an AuthCodeOptioner tried to set a protocol parameter; skipped");
@@ -347,75 +371,110 @@ impl OidcBroker {
     }
 
     /// The provider redirected back: checks state, exchanges the code, verifies the ID token and
-    /// stores the login. Returns the new identity, or the response to send on failure.
+    /// stores the login.
     pub(crate) async fn callback(
         &self,
         ctx: &Ctx<'_>,
         params: &BTreeMap<String, String>,
-    ) -> Result<Identity, HttpResponse> {
-        let broker = &self.config.broker;
-        if let Some(error) = params.get("error") {
-            let err = CallbackError {
-                broker: broker.clone(),
-                error: error.clone(),
-                description: params.get("error_description").cloned(),
-            };
-            tracing::info!(
-                broker = %broker,
-                error = %Escaped(&err.error),
-                description = %Escaped(err.description.as_deref().unwrap_or_default()),
-                "the OpenID Provider returned an error"
-            );
-            return Err(ctx.auth.handle_callback_error(ctx.req, &err));
-        }
-        let Some(state) = params.get("state") else {
-            return Err(bad_request("no state in request"));
-        };
-        let entry = match self.take_state(ctx, state) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                tracing::warn!(broker = %broker, "login callback with an unknown or expired state");
-                return Err(bad_request("state mismatch"));
-            }
-            Err(err) => return Err(actix_web::ResponseError::error_response(&err)),
-        };
+    ) -> Result<LoggedIn, LoginFailure> {
+        self.refuse_provider_error(params)?;
+        let entry = self.take_login_state(ctx, params)?;
         let provider = self.provider.load_full();
-        if let Some(iss) = params.get("iss") {
-            // RFC 9207: the response names its issuer; a mix-up attack names another.
-            if iss.as_str() != provider.metadata.issuer().as_str() {
-                tracing::warn!(broker = %broker, "login callback from another issuer");
-                return Err(bad_request("issuer mismatch"));
-            }
-        }
-        let Some(code) = params.get("code") else {
-            return Err(bad_request("no code in request"));
-        };
+        check_issuer(&provider, params, &self.config.broker)?;
+        let response = self.exchange_code(ctx, &provider, params, &entry).await?;
+        let (id_token, claims) = self.verify_login(&response, &entry).await?;
+        let data = self.session_data(&response, id_token, &claims, Some(entry.nonce), None);
+        let identity = self.identity_of(&data);
+        ctx.session
+            .store(&oidc_session_key(&self.config.broker), data)
+            .map_err(|err| LoginFailure::Error(err.into()))?;
+        Ok(LoggedIn {
+            identity,
+            provider_session: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
 
-        let client = self.client_for(&provider, ctx);
-        let exchange = match client.exchange_code(AuthorizationCode::new(code.clone())) {
-            Ok(request) => request,
-            Err(err) => return Err(self.provider_failure(err.into())),
+    /// Step 1: the provider answered `?error=` (the user denied, `prompt=none` found no login).
+    fn refuse_provider_error(&self, params: &BTreeMap<String, String>) -> Result<(), LoginFailure> {
+        let Some(error) = params.get("error") else {
+            return Ok(());
         };
+        let err = CallbackError {
+            broker: self.config.broker.clone(),
+            error: error.clone(),
+            description: params.get("error_description").cloned(),
+        };
+        tracing::info!(
+            broker = %self.config.broker,
+            error = %Escaped(&err.error),
+            description = %Escaped(err.description.as_deref().unwrap_or_default()),
+            "the OpenID Provider returned an error"
+        );
+        Err(LoginFailure::Provider(err))
+    }
+
+    /// Step 2: the login this callback completes, by its `state` (one-time use).
+    fn take_login_state(
+        &self,
+        ctx: &Ctx<'_>,
+        params: &BTreeMap<String, String>,
+    ) -> Result<OidcState, LoginFailure> {
+        let Some(state) = params.get("state") else {
+            return Err(LoginFailure::BadRequest("no state in request"));
+        };
+        match self.take_state(ctx, state) {
+            Ok(Some(entry)) => Ok(entry),
+            Ok(None) => {
+                tracing::warn!(broker = %self.config.broker, "login callback with an unknown or expired state");
+                Err(LoginFailure::BadRequest("state mismatch"))
+            }
+            Err(err) => Err(LoginFailure::Error(err)),
+        }
+    }
+
+    /// Step 4: the authorization code exchanged for tokens, with the login's PKCE verifier.
+    async fn exchange_code(
+        &self,
+        ctx: &Ctx<'_>,
+        provider: &ProviderState,
+        params: &BTreeMap<String, String>,
+        entry: &OidcState,
+    ) -> Result<TokenResponse, LoginFailure> {
+        let Some(code) = params.get("code") else {
+            return Err(LoginFailure::BadRequest("no code in request"));
+        };
+        let client = self.client_for(provider, ctx);
+        let exchange = client
+            .exchange_code(AuthorizationCode::new(code.clone()))
+            .map_err(|err| self.provider_failure(err.into()))?;
         let response = exchange
             .set_pkce_verifier(PkceCodeVerifier::new(entry.pkce_verifier.clone()))
             .request_async(&self.http)
-            .instrument(tracing::info_span!("oidc.token_exchange", broker = %broker))
+            .instrument(tracing::info_span!("oidc.token_exchange", broker = %self.config.broker))
             .await;
-        let response = match response {
-            Ok(response) => response,
+        match response {
+            Ok(response) => Ok(response),
             Err(RequestTokenError::ServerResponse(err)) => {
-                tracing::warn!(broker = %broker, error = %Escaped(err.error()), "the OpenID Provider refused the authorization code");
-                return Err(HttpResponse::BadRequest()
-                    .content_type("text/plain; charset=utf-8")
-                    .body("login failed: the identity provider refused the authorization code"));
+                tracing::warn!(broker = %self.config.broker, error = %Escaped(err.error()), "the OpenID Provider refused the authorization code");
+                Err(LoginFailure::BadRequest(
+                    "login failed: the identity provider refused the authorization code",
+                ))
             }
-            Err(err) => return Err(self.provider_failure(err.into())),
-        };
+            Err(err) => Err(self.provider_failure(err.into())),
+        }
+    }
+
+    /// Step 5: the ID token of the response, verified with the login's nonce; its claims.
+    async fn verify_login<'r>(
+        &self,
+        response: &'r TokenResponse,
+        entry: &OidcState,
+    ) -> Result<(&'r CoreIdToken, Map<String, Value>), LoginFailure> {
         let Some(id_token) = response.extra_fields().id_token() else {
             return Err(self.provider_failure("the token response has no id_token".into()));
         };
         let nonce = Nonce::new(entry.nonce.clone());
-        let claims = match self
+        match self
             .verify(
                 id_token,
                 NonceCheck::Login(&nonce),
@@ -424,38 +483,19 @@ impl OidcBroker {
             )
             .await
         {
-            Ok(claims) => claims,
+            Ok(claims) => Ok((id_token, claims)),
             Err(err) => {
-                tracing::warn!(broker = %broker, error = %Escaped(&err), "ID token rejected");
-                return Err(HttpResponse::Unauthorized()
-                    .content_type("text/plain; charset=utf-8")
-                    .body("login failed: the ID token was rejected"));
+                tracing::warn!(broker = %self.config.broker, error = %Escaped(&err), "ID token rejected");
+                Err(LoginFailure::Rejected(
+                    "login failed: the ID token was rejected",
+                ))
             }
-        };
-        let data = self.session_data(
-            &response,
-            id_token,
-            &claims,
-            Some(entry.nonce.clone()),
-            None,
-        );
-        let identity = self.identity_of(&data);
-        if let Err(err) = ctx.session.store(&oidc_session_key(broker), data) {
-            return Err(actix_web::ResponseError::error_response(&AuthError::from(
-                err,
-            )));
         }
-        if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
-            crate::backchannel::remember_sid(ctx.auth, broker, sid, identity.subject()).await;
-        }
-        Ok(identity)
     }
 
-    fn provider_failure(&self, err: BoxError) -> HttpResponse {
+    fn provider_failure(&self, err: BoxError) -> LoginFailure {
         tracing::error!(broker = %self.config.broker, error = %Escaped(&err), "OpenID Provider failed during login");
-        HttpResponse::build(StatusCode::BAD_GATEWAY)
-            .content_type("text/plain; charset=utf-8")
-            .body("login failed: the identity provider could not be used")
+        LoginFailure::Unavailable
     }
 
     /// Verifies an ID token (signature, issuer, audience, expiry, nonce, `at_hash`) and returns
@@ -628,7 +668,7 @@ impl OidcBroker {
     /// `force_refresh`). `Ok(None)` when nobody is logged in, or the refresh was refused (then
     /// the login is removed).
     pub(crate) async fn session(
-        &self,
+        self: &Arc<Self>,
         ctx: &Ctx<'_>,
         force_refresh: bool,
     ) -> Result<Option<OidcSessionData>, AuthError> {
@@ -649,7 +689,10 @@ impl OidcBroker {
     }
 
     /// The identity in the session (refreshing as [`session`](Self::session) does).
-    pub(crate) async fn identify(&self, ctx: &Ctx<'_>) -> Result<Option<Identity>, AuthError> {
+    pub(crate) async fn identify(
+        self: &Arc<Self>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<Identity>, AuthError> {
         Ok(self
             .session(ctx, false)
             .await?
@@ -659,41 +702,33 @@ impl OidcBroker {
     /// Refreshes the tokens of the session's login, sharing the exchange with every other
     /// request of the session that presents the same refresh token (see [`crate::refresh`]).
     async fn refresh(
-        &self,
+        self: &Arc<Self>,
         ctx: &Ctx<'_>,
         data: OidcSessionData,
     ) -> Result<Option<OidcSessionData>, AuthError> {
         let broker = &self.config.broker;
         let key = oidc_session_key(broker);
-        let Some(refresh_token) = data.refresh_token.clone() else {
+        if data.refresh_token.is_none() {
             tracing::info!(broker = %broker, "access token expired and there is no refresh token: logged out");
             ctx.session.delete(&key);
             return Ok(None);
-        };
-        let this = ctx
-            .auth
-            .oidc_broker(broker)
-            .ok_or_else(|| AuthError::UnknownBroker {
-                broker: broker.clone(),
-            })?;
-        let job = Job {
-            broker: this,
-            data,
-            session: ctx.session.id(),
-            store: ctx.auth.refresh_store().clone(),
-        };
-        match ctx.auth.refreshes().refresh(job, &refresh_token).await {
-            Outcome::Refreshed(new_data) => {
+        }
+        match ctx
+            .refresher
+            .refresh(self.clone(), ctx.session.id(), data)
+            .await
+        {
+            RefreshOutcome::Refreshed(new_data) => {
                 ctx.session.store(&key, (*new_data).clone())?;
                 tracing::debug!(broker = %broker, "access token refreshed");
                 Ok(Some(*new_data))
             }
-            Outcome::Refused(reason) => {
+            RefreshOutcome::Refused(reason) => {
                 tracing::info!(broker = %broker, reason = %Escaped(&reason), "refresh refused: logged out");
                 ctx.session.delete(&key);
                 Ok(None)
             }
-            Outcome::Failed(message) => Err(AuthError::provider(broker, message)),
+            RefreshOutcome::Failed(message) => Err(AuthError::provider(broker, message)),
         }
     }
 
@@ -850,10 +885,20 @@ async fn discover(config: &OidcConfig, http: &reqwest::Client) -> Result<Provide
     Ok(ProviderState { metadata, client })
 }
 
-fn bad_request(message: &'static str) -> HttpResponse {
-    HttpResponse::BadRequest()
-        .content_type("text/plain; charset=utf-8")
-        .body(message)
+/// Step 3 of a login callback: RFC 9207, the response names its issuer; a mix-up attack names
+/// another.
+fn check_issuer(
+    provider: &ProviderState,
+    params: &BTreeMap<String, String>,
+    broker: &str,
+) -> Result<(), LoginFailure> {
+    match params.get("iss") {
+        Some(iss) if iss.as_str() != provider.metadata.issuer().as_str() => {
+            tracing::warn!(broker = %broker, "login callback from another issuer");
+            Err(LoginFailure::BadRequest("issuer mismatch"))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) use crate::clock::now;

@@ -20,6 +20,7 @@ pub(super) const OAUTH2_KEYS: &[&str] = &[
     "clientSecret",
     "claims",
     "introspectionCacheTime",
+    "clockSkew",
 ];
 
 /// The signature algorithms an `oauth2` broker may accept: the asymmetric ones (a provider's
@@ -55,6 +56,7 @@ pub enum TokenVerification {
 ///     clientSecret: my-api-secret                # introspection: required
 ///     claims: { name: name, email: email, groups: groups }
 ///     introspectionCacheTime: 30s
+///     clockSkew: 0s                              # leeway for exp and nbf
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -87,7 +89,14 @@ pub struct OAuth2Config {
     /// `introspectionCacheTime`: how long an introspection answer is reused (never past the
     /// token's `exp`). Default: 30 s.
     pub introspection_cache_time: Duration,
+    /// `clockSkew`: how far `exp` and `nbf` may be off for clocks that differ between the
+    /// provider and this app (RFC 9068 allows "a reasonable leeway"); at most 5 minutes.
+    /// Default: `0s`, checked exactly.
+    pub clock_skew: Duration,
 }
+
+/// The largest `clockSkew`: more would keep tokens alive well past their `exp`.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 pub(super) fn parse(node: &Node<'_>, broker: String) -> Result<OAuth2Config, AuthConfigError> {
     let endpoint = node.required_url("endpoint")?;
@@ -178,6 +187,22 @@ pub(super) fn parse(node: &Node<'_>, broker: String) -> Result<OAuth2Config, Aut
         Some(n) => n.as_duration()?,
         None => Duration::from_secs(30),
     };
+    let clock_skew = match node.child("clockSkew") {
+        Some(n) => {
+            let skew = n.as_duration()?;
+            if skew > MAX_CLOCK_SKEW {
+                return Err(AuthConfigError::invalid(
+                    n.key,
+                    format!(
+                        "{skew:?} is more than the {MAX_CLOCK_SKEW:?} a token may be off; fix \
+                         the clocks (NTP) instead"
+                    ),
+                ));
+            }
+            skew
+        }
+        None => Duration::ZERO,
+    };
     Ok(OAuth2Config {
         broker,
         endpoint,
@@ -189,6 +214,7 @@ pub(super) fn parse(node: &Node<'_>, broker: String) -> Result<OAuth2Config, Aut
         client_secret,
         claims,
         introspection_cache_time,
+        clock_skew,
     })
 }
 
@@ -226,6 +252,9 @@ mod tests {
             .any(|a| a.starts_with("HS") || a == "none"));
         assert_eq!(c.claims["sub"], "sub");
         assert_eq!(c.introspection_cache_time, Duration::from_secs(30));
+        assert_eq!(c.clock_skew, Duration::ZERO);
+        let c = oauth2(json!({"clientID": "api", "clockSkew": "30s"})).unwrap();
+        assert_eq!(c.clock_skew, Duration::from_secs(30));
     }
 
     #[test]
@@ -254,6 +283,10 @@ mod tests {
             (
                 json!({"audience": "a", "introspectionCacheTime": "soon"}),
                 "core.auth.web.broker[0].introspectionCacheTime: invalid duration",
+            ),
+            (
+                json!({"audience": "a", "clockSkew": "10m"}),
+                "core.auth.web.broker[0].clockSkew: 600s is more than the 300s a token may be off",
             ),
             (
                 json!({"audience": "a", "audiences": ["b"]}),

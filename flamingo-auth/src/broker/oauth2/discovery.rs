@@ -8,8 +8,9 @@ use crate::{
     config::OAuth2Config,
     error::{AuthConfigError, BoxError},
     log::Escaped,
-    RetryPolicy,
 };
+
+use crate::broker::RetryPolicy;
 
 /// What an `oauth2` broker needs of the provider's metadata.
 #[derive(Debug, Clone)]

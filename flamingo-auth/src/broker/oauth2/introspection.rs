@@ -28,6 +28,8 @@ pub(super) struct Introspector {
     client_secret: Secret,
     http: reqwest::Client,
     cache_time: Duration,
+    /// `clockSkew`, in seconds.
+    skew: i64,
     /// SHA-256 of the token → (cached until, in Unix seconds; the verdict).
     cache: Mutex<HashMap<[u8; 32], (i64, Verdict)>>,
 }
@@ -50,6 +52,7 @@ impl Introspector {
                 .unwrap_or_else(|| Secret::new("")),
             http,
             cache_time: config.introspection_cache_time,
+            skew: i64::try_from(config.clock_skew.as_secs()).unwrap_or(i64::MAX),
             cache: Mutex::default(),
         }
     }
@@ -144,10 +147,10 @@ impl Introspector {
             return Err("the token is not active");
         }
         let time = |name: &str| answer.get(name).and_then(Value::as_i64);
-        if time("exp").is_some_and(|exp| now >= exp) {
+        if time("exp").is_some_and(|exp| now >= exp.saturating_add(self.skew)) {
             return Err("the token expired");
         }
-        if time("nbf").is_some_and(|nbf| now < nbf) {
+        if time("nbf").is_some_and(|nbf| now < nbf.saturating_sub(self.skew)) {
             return Err("the token is not valid yet (nbf)");
         }
         if let Some(iss) = answer.get("iss") {

@@ -41,6 +41,8 @@ pub(super) struct JwtVerifier {
     /// When the keys were last fetched again because of an unknown `kid`.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
     refetch_interval: Duration,
+    /// `clockSkew`, in seconds.
+    skew: i64,
 }
 
 impl JwtVerifier {
@@ -71,6 +73,7 @@ impl JwtVerifier {
             keys: ArcSwap::from_pointee(keys),
             last_refetch: tokio::sync::Mutex::new(None),
             refetch_interval,
+            skew: i64::try_from(config.clock_skew.as_secs()).unwrap_or(i64::MAX),
         })
     }
 
@@ -115,10 +118,12 @@ impl JwtVerifier {
         let time = |name: &str| claims.get(name).and_then(Value::as_i64);
         match time("exp") {
             None => return Err(Rejection::Invalid("the token has no exp")),
-            Some(exp) if now >= exp => return Err(Rejection::Invalid("the token expired")),
+            Some(exp) if now >= exp.saturating_add(self.skew) => {
+                return Err(Rejection::Invalid("the token expired"))
+            }
             Some(_) => {}
         }
-        if time("nbf").is_some_and(|nbf| now < nbf) {
+        if time("nbf").is_some_and(|nbf| now < nbf.saturating_sub(self.skew)) {
             return Err(Rejection::Invalid("the token is not valid yet (nbf)"));
         }
         if claims.contains_key("nbf") && time("nbf").is_none() {

@@ -12,7 +12,7 @@ mod discovery;
 mod introspection;
 mod jwt;
 
-use actix_web::{http::header, HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{http::header, HttpMessage as _, HttpRequest};
 
 use crate::{
     config::{OAuth2Config, TokenVerification},
@@ -23,7 +23,7 @@ use crate::{
 };
 
 use self::{introspection::Introspector, jwt::JwtVerifier};
-use super::Ctx;
+use super::{Ctx, LoginStep, RetryPolicy};
 use serde_json::{Map, Value};
 
 /// Why a token was not accepted.
@@ -65,7 +65,7 @@ impl OAuth2Broker {
     pub(crate) async fn new(
         config: OAuth2Config,
         index: usize,
-        retry: &crate::RetryPolicy,
+        retry: &RetryPolicy,
         jwks_refetch_interval: std::time::Duration,
     ) -> Result<Self, AuthConfigError> {
         let http = reqwest::Client::builder()
@@ -175,11 +175,11 @@ impl OAuth2Broker {
     }
 
     /// The login route of a broker without login: 401 asking for a bearer token.
-    pub(crate) fn challenge(&self) -> HttpResponse {
-        HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-            .content_type("text/plain; charset=utf-8")
-            .body("this broker has no login: send an OAuth 2.0 bearer access token")
+    pub(crate) fn challenge(&self) -> LoginStep {
+        LoginStep::Challenge {
+            www_authenticate: "Bearer".to_owned(),
+            message: "this broker has no login: send an OAuth 2.0 bearer access token",
+        }
     }
 }
 
