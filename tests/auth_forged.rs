@@ -4,7 +4,9 @@
 //! `alg: none`, wrong nonces and `at_hash`; that unknown keys are refetched at most once per
 //! interval; that states expire and several can be live; that a refreshed ID token may come
 //! without a nonce but not with another one; that attacker text in a callback reaches the log
-//! escaped; and that the token-carrying client gives up on an API that never answers.
+//! escaped; that the token-carrying client gives up on an API that never answers; that an ID
+//! token without `kid` is checked against the only key and refused among several; and that a discovery document
+//! naming another issuer stops the start.
 
 mod support;
 
@@ -19,7 +21,7 @@ use std::{
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::Engine as _;
-use flamingo_auth::{AuthError, AuthManager, User};
+use flamingo_auth::{AuthError, AuthManager, RetryPolicy, User};
 use openidconnect::{
     core::{CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey},
     JsonWebKeyId, PrivateSigningKey as _,
@@ -720,5 +722,96 @@ async fn the_token_client_gives_up_on_an_api_that_never_answers() {
     assert!(
         waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
         "gave up after {waited:?}, expected about the configured 1.5 s"
+    );
+}
+
+/// An ID token without `kid`, signed by `key`.
+fn signed_without_kid(key: &Key, claims: &Value) -> String {
+    jwt(json!({"alg": "RS256", "typ": "JWT"}), claims, Some(key))
+}
+
+/// OpenID Foundation `oidcc-client-test-kid-absent-single-jwks`: a token without `kid` is
+/// checked against the provider's only key.
+#[actix_web::test]
+async fn an_id_token_without_kid_is_checked_against_the_only_key() {
+    let key = Key::new("k1");
+    let op = start_op(&[&key]).await;
+    let app = app_for(&op, "").await;
+    let (status, me) = attempt(&op, &app, |n| {
+        signed_without_kid(&key, &claims(&op, "alice", Some(n)))
+    })
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(me["loggedIn"], true);
+    // Signed by another key: still refused.
+    let stranger = Key::new("k1");
+    let (status, me) = attempt(&op, &app, |n| {
+        signed_without_kid(&stranger, &claims(&op, "alice", Some(n)))
+    })
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me["loggedIn"], false);
+}
+
+/// OpenID Foundation `oidcc-client-test-kid-absent-multiple-jwks`: a token without `kid` when
+/// the provider publishes several keys that fit its `alg`. The plan allows the RP to reject it
+/// (it cannot tell which key to use) or to try every key; openidconnect rejects it as ambiguous,
+/// and no login happens, whichever key signed it.
+#[actix_web::test]
+async fn an_id_token_without_kid_among_several_keys_is_rejected() {
+    let first = Key::new("k1");
+    let second = Key::new("k2");
+    let op = start_op(&[&first, &second]).await;
+    let app = app_for(&op, "").await;
+    for (signer, name) in [(&first, "first"), (&second, "second")] {
+        let (status, me) = attempt(&op, &app, |n| {
+            signed_without_kid(signer, &claims(&op, "alice", Some(n)))
+        })
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "signed by the {name} key");
+        assert_eq!(me["loggedIn"], false);
+    }
+    // With a `kid` the same keys work.
+    let (status, _) = attempt(&op, &app, |n| {
+        signed(&second, &claims(&op, "alice", Some(n)))
+    })
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// OpenID Foundation `oidcc-client-test-discovery-issuer-mismatch`: the app is configured with
+/// one issuer URL and the discovery document names another: the app does not start.
+#[actix_web::test]
+async fn a_discovery_document_naming_another_issuer_stops_the_start() {
+    let key = Key::new("k1");
+    let op = start_op(&[&key]).await;
+    let configured = op.op.issuer.replace("127.0.0.1", "localhost");
+    let yaml = format!(
+        "{SESSION_YAML}core.auth.web.broker: [{{broker: fop, typ: oidc, clientID: app, \
+         clientSecret: secret, endpoint: '{configured}'}}]"
+    );
+    let err = TestApp::try_start(
+        free_port(),
+        &yaml,
+        |b| {
+            b.retry_policy(RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            })
+        },
+        routes,
+    )
+    .await
+    .err()
+    .expect("the app refused to start");
+    assert!(
+        err.starts_with(
+            "core.auth.web.broker[0].endpoint: OpenID Connect discovery of broker \"fop\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("names its issuer \"{}", op.op.issuer)),
+        "{err}"
     );
 }

@@ -12,7 +12,7 @@ use actix_web::{
     test, web, App, HttpResponse,
 };
 use base64::Engine as _;
-use flamingo_auth::{Auth, Authenticated, User};
+use flamingo_auth::{Auth, AuthError, AuthManager, Authenticated, User};
 use flamingo_session::Sessions;
 use serde_json::{json, Value};
 use support::oidc::{OidcProvider, ProviderOptions};
@@ -58,6 +58,18 @@ async fn me(user: User) -> HttpResponse {
     }))
 }
 
+/// Calls `?url=` with the request's token, through the token-carrying client.
+async fn relay(
+    auth: AuthManager,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, AuthError> {
+    let client = auth.http_client().await?;
+    let response = client.get(&query["url"]).send().await?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(AuthError::Request)?;
+    Ok(HttpResponse::Ok().json(json!({"status": status, "body": body})))
+}
+
 async fn private(login: Authenticated) -> HttpResponse {
     HttpResponse::Ok().body(format!("{}@{}", login.user.sub, login.identity.broker()))
 }
@@ -88,7 +100,8 @@ async fn app(
             .wrap(sessions.middleware())
             .configure(|cfg| auth.configure(cfg))
             .route("/api/me", web::get().to(me))
-            .route("/api/private", web::get().to(private)),
+            .route("/api/private", web::get().to(private))
+            .route("/api/relay", web::get().to(relay)),
     )
     .await
 }
@@ -360,4 +373,78 @@ async fn clock_skew_gives_exp_and_nbf_leeway() {
         assert_eq!(status, 200, "{body}");
     }
     assert_refused(&lenient, &long_expired).await;
+}
+
+/// A downstream API on loopback that answers every request with its `Authorization` header
+/// (401 on the path `/refuse`, else 200); returns its base URL.
+async fn echo_api() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    actix_web::rt::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let authorization = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("authorization")
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default();
+            let status = if head.starts_with("GET /refuse ") {
+                "401 Unauthorized"
+            } else {
+                "200 OK"
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{authorization}",
+                authorization.len()
+            );
+            let _ = stream.write_all(reply.as_bytes()).await;
+        }
+    });
+    url
+}
+
+/// An API that an `oauth2` broker protects calls the next API with the caller's own token
+/// (token relay) through `AuthManager::http_client`; `access_token` is that token too.
+#[actix_web::test]
+async fn the_token_carrying_client_relays_the_requests_bearer_token() {
+    let provider = provider();
+    let app = app(&provider, JWT_BROKER).await;
+    let api = echo_api().await;
+    let token = provider
+        .client_credentials_token(CLIENT.0, CLIENT.1, Some(API))
+        .await;
+    let path = format!("/api/relay?url={api}/echo");
+    let (status, _, body, cookie) = get(&app, &path, Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"status": 200, "body": format!("Bearer {token}")})
+    );
+    assert!(!cookie);
+    // The next API refuses it: the answer comes back as it is (a relayed token is not
+    // refreshed).
+    let (status, _, body, _) =
+        get(&app, &format!("/api/relay?url={api}/refuse"), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"status": 401, "body": format!("Bearer {token}")})
+    );
+    // Without a token there is nothing to relay; a refused token is refused before any call.
+    assert_eq!(get(&app, &path, None).await.0, 401);
+    assert_refused(&app, "not-a-jwt").await;
+    let (status, _, _, _) = get(&app, &path, Some("not-a-jwt")).await;
+    assert_eq!(status, 401);
 }

@@ -228,6 +228,56 @@ impl AuthManager {
             .ok_or(AuthError::NotLoggedIn { broker: None })
     }
 
+    /// The request's own bearer token, when an `oauth2` broker identifies the request by it:
+    /// the chosen broker, or (none chosen, and no `oidc` login in the session) the first that
+    /// does. `Ok(None)` when the tokens come from an `oidc` login instead.
+    async fn relayed(&self) -> Result<Option<Relayed>, AuthError> {
+        let candidates: Vec<&Broker> = match &self.broker {
+            Some(name) => match self.auth.broker(name) {
+                Some(broker @ Broker::OAuth2(_)) => vec![broker],
+                _ => return Ok(None),
+            },
+            None => {
+                let keys = self.session.keys();
+                let oidc_login = self.auth.all_brokers().iter().any(|b| {
+                    matches!(b, Broker::Oidc(_)) && keys.contains(&oidc_session_key(b.name()))
+                });
+                if oidc_login {
+                    return Ok(None);
+                }
+                let bearer: Vec<&Broker> = self
+                    .auth
+                    .all_brokers()
+                    .iter()
+                    .filter(|b| matches!(b, Broker::OAuth2(_)))
+                    .collect();
+                if bearer.is_empty() {
+                    return Ok(None);
+                }
+                bearer
+            }
+        };
+        let ctx = self.ctx();
+        for broker in &candidates {
+            if broker.identify(&ctx).await?.is_some() {
+                if let Some(Ok(token)) = crate::broker::oauth2::bearer_token(&self.req) {
+                    return Ok(Some(Relayed {
+                        broker: broker.name().to_owned(),
+                        token: AccessToken::new(token.to_owned()),
+                    }));
+                }
+            }
+        }
+        match (crate::broker::unidentified(&self.req), &self.broker) {
+            (Some(err), _) => Err(err),
+            (None, Some(name)) => Err(AuthError::NotLoggedIn {
+                broker: Some(name.clone()),
+            }),
+            // No bearer token: the oidc path says who is (not) logged in.
+            (None, None) => Ok(None),
+        }
+    }
+
     async fn data(&self, force_refresh: bool) -> Result<OidcSessionData, AuthError> {
         let broker = self.oidc()?;
         broker
@@ -253,13 +303,17 @@ impl AuthManager {
     }
 
     /// The user's access token, refreshed first when it expired (and written back to the
-    /// session).
+    /// session). A request identified by an `oauth2` broker gets its own bearer token (token
+    /// relay).
     ///
     /// # Errors
     ///
     /// [`AuthError::NotLoggedIn`] (also when the refresh was refused: the user is then logged
     /// out), or [`AuthError::Provider`] when the provider could not be reached.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        if let Some(relayed) = self.relayed().await? {
+            return Ok(relayed.token);
+        }
         Ok(AccessToken::new(self.data(false).await?.access_token))
     }
 
@@ -267,8 +321,12 @@ impl AuthManager {
     ///
     /// # Errors
     ///
-    /// As [`access_token`](Self::access_token).
+    /// As [`access_token`](Self::access_token); [`AuthError::Unsupported`] for a relayed bearer
+    /// token (its client refreshes it).
     pub async fn refresh(&self) -> Result<AccessToken, AuthError> {
+        if let Some(relayed) = self.relayed().await? {
+            return Err(relayed.cannot_refresh());
+        }
         Ok(AccessToken::new(self.data(true).await?.access_token))
     }
 
@@ -276,12 +334,22 @@ impl AuthManager {
     /// request, refreshing the token (and writing it back) when it expires (Flamingo's
     /// `HTTPClient`).
     ///
+    /// For a request identified by an `oauth2` broker, the client sends the request's own bearer
+    /// token on (token relay), as it came: it is not refreshed.
+    ///
     /// # Errors
     ///
     /// [`AuthError::NotLoggedIn`] when there is no login at the broker. A request of the client
     /// fails with [`AuthError::Request`] when the API does not answer within the timeouts of
     /// `core.auth.web.httpClient` (see [`config`](crate::config#timeouts-of-the-token-carrying-client)).
     pub async fn http_client(&self) -> Result<AuthHttpClient, AuthError> {
+        if let Some(relayed) = self.relayed().await? {
+            return Ok(AuthHttpClient::new(
+                self.auth.api_client().clone(),
+                self.auth.request_timeout(),
+                std::rc::Rc::new(relayed),
+            ));
+        }
         let broker = self.oidc()?.name().to_owned();
         // Fail early when nobody is logged in.
         self.data(false).await?;
@@ -305,5 +373,43 @@ impl crate::client::TokenSource for AuthManager {
                 self.access_token().await
             }
         })
+    }
+}
+
+/// A request's own bearer token, passed on to the APIs it calls.
+struct Relayed {
+    broker: String,
+    token: AccessToken,
+}
+
+impl Relayed {
+    fn cannot_refresh(&self) -> AuthError {
+        AuthError::Unsupported {
+            broker: self.broker.clone(),
+            typ: "oauth2",
+            operation: "refreshing a relayed bearer token",
+        }
+    }
+}
+
+impl std::fmt::Debug for Relayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relayed")
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::client::TokenSource for Relayed {
+    fn token(
+        &self,
+        refresh: bool,
+    ) -> futures_util::future::LocalBoxFuture<'_, Result<AccessToken, AuthError>> {
+        let token = if refresh {
+            Err(self.cannot_refresh())
+        } else {
+            Ok(self.token.clone())
+        };
+        Box::pin(std::future::ready(token))
     }
 }

@@ -195,7 +195,8 @@ fn subject(claims: &Map<String, Value>) -> Option<String> {
 
 /// The bearer token of `Authorization: Bearer <token>`: `None` without one (no header, or
 /// another scheme such as `Basic`), an error when it is not a token (RFC 6750 `b64token`).
-fn bearer_token(req: &HttpRequest) -> Option<Result<&str, &'static str>> {
+/// The request's `Authorization: Bearer` token: `None` without one, `Err` when it is malformed.
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<Result<&str, &'static str>> {
     let value = req.headers().get(header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
         return Some(Err("the Authorization header is not text"));
