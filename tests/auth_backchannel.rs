@@ -2,7 +2,8 @@
 //! Foundation's back-channel RP test plan (`oidcc-client-back-channel-logout-rp`: valid token,
 //! `alg: none`, no `events`, wrong event, `nonce` present, wrong `alg`, wrong `aud`, wrong
 //! issuer), plus neither `sid` nor `sub`, a stale `iat`, a replayed `jti`, a `sid`-only token
-//! and a signature by a key the provider does not publish.
+//! (also for a session kept alive past the login lifetime) and a signature by a key the provider
+//! does not publish.
 //!
 //! A user logs in at the real oidc-provider, which signs with a key the test holds too, so the
 //! test can sign logout tokens the provider's JWKS verifies; each case posts one to
@@ -54,6 +55,16 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
+        Fixture::start_with(
+            ProviderOptions::default(),
+            "",
+            "    enableOfflineToken: false\n",
+        )
+        .await
+    }
+
+    /// With these provider options, session config lines and broker config lines.
+    async fn start_with(options: ProviderOptions, session: &str, broker: &str) -> Fixture {
         let pem = rsa_pem();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -63,11 +74,11 @@ impl Fixture {
         let provider = OidcProvider::start(ProviderOptions {
             clients: vec![client],
             signing_key: Some((pem.clone(), KID.to_owned())),
-            ..ProviderOptions::default()
+            ..options
         });
         let config = format!(
-            "{SESSION_YAML}core.auth.web.broker:\n  - broker: op\n    typ: oidc\n    clientID: app\n    \
-             clientSecret: {CLIENT_SECRET}\n    endpoint: {}\n    enableOfflineToken: false\n",
+            "{SESSION_YAML}{session}core.auth.web.broker:\n  - broker: op\n    typ: oidc\n    clientID: app\n    \
+             clientSecret: {CLIENT_SECRET}\n    endpoint: {}\n{broker}",
             provider.issuer()
         );
         let app = TestApp::start(port, &config, |b| b, routes).await;
@@ -397,6 +408,42 @@ async fn a_sid_only_token_ends_the_session_of_that_provider_session() {
     claims["jti"] = json!(format!("jti-{}", rand_suffix()));
     assert_eq!(f.post(&f.sign(&claims)).await.0, StatusCode::OK);
     assert!(f.logged_in(&other_alice).await);
+}
+
+/// The `sid` record lives for the login lifetime (here `max.age`, 3 s), but a session in use
+/// slides past it: every token refresh renews the record, so a `sid`-only logout token still
+/// finds the session after 5 s of use.
+#[actix_web::test]
+async fn a_sid_only_token_finds_a_session_kept_alive_past_the_login_lifetime() {
+    let f = Fixture::start_with(
+        ProviderOptions {
+            access_token_ttl: 1,
+            ..ProviderOptions::default()
+        },
+        "flamingo.session.max.age: 3s\n",
+        // oidc-provider issues a refresh token for offline_access only with prompt=consent.
+        "    authParameters: { prompt: consent }\n",
+    )
+    .await;
+    let alice = f.login("alice").await;
+    let sid = f.sid(&alice).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert!(
+            f.logged_in(&alice).await,
+            "the session slides and refreshes"
+        );
+    }
+    let mut claims = f.claims("alice");
+    claims.as_object_mut().unwrap().remove("sub");
+    claims["sid"] = json!(sid);
+    let (status, body) = f.post(&f.sign(&claims)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !f.logged_in(&alice).await,
+        "the session of the sid ended, 5 s after a login whose record was taken for 3 s"
+    );
 }
 
 #[actix_web::test]

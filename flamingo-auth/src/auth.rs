@@ -18,9 +18,9 @@ use crate::{
     events::{login_listener, logout_listener, Listeners, LoginEvent, LogoutEvent},
     identity::Identity,
     log::Escaped,
+    logout_records::SeenTokens,
     redirect::Origin,
     refresh::{Refresher, Store},
-    replay::SeenTokens,
 };
 
 /// How long a session that logged in can live: `max.lifetime` when set (it ends the session
@@ -424,6 +424,7 @@ impl AuthBuilder {
                     repository: self.repository,
                     backend: self.backend,
                     lease_time: self.config.refresh_lease,
+                    login_lifetime: self.login_lifetime,
                 }),
                 seen_logout_tokens: SeenTokens::default(),
             }),

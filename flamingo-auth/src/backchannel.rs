@@ -46,6 +46,7 @@ use crate::{
     error::AuthError,
     jws::{b64url, json_object, verify_signature, SignatureError},
     log::Escaped,
+    logout_records::{jti_lease, sid_lease},
     session_data::{oidc_session_key, OidcSessionData},
     user_sessions::session_owner,
 };
@@ -66,14 +67,6 @@ pub(crate) struct LogoutToken {
 
 /// Why a logout token was refused: the fixed `error_description` of the 400.
 type Refusal = &'static str;
-
-fn sid_lease(broker: &str, sid: &str) -> String {
-    format!("bcl-sid:{broker}:{sid}")
-}
-
-fn jti_lease(broker: &str, jti: &str) -> String {
-    format!("bcl-jti:{broker}:{jti}")
-}
 
 /// At login: records which subject the provider session `sid` belongs to, so that a logout
 /// token with only a `sid` finds the user's sessions. Failures are logged; the login goes on.

@@ -67,6 +67,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     broker::oidc::{self, OidcBroker, RefreshError, RefreshOutcome as Outcome},
     log::Escaped,
+    logout_records::sid_lease,
     session_data::{oidc_session_key, OidcSessionData},
 };
 
@@ -130,6 +131,8 @@ pub(crate) struct Store {
     pub(crate) backend: Arc<dyn SessionBackend>,
     /// `core.auth.web.refreshLease`.
     pub(crate) lease_time: Duration,
+    /// How long a login's records live (the back-channel `sid` record a refresh renews).
+    pub(crate) login_lifetime: Duration,
 }
 
 /// What a refresh task needs; all owned, so the task outlives the request that started it.
@@ -375,7 +378,31 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
         Err(RefreshError::Failed(err)) => return Outcome::Failed(Escaped(&err).to_string()),
     };
     write_through(job, &new_data).await;
+    renew_sid_record(job, &new_data).await;
     Outcome::Refreshed(Box::new(new_data))
+}
+
+/// Keeps the provider session's `sid` record of back-channel logout alive while the login is in
+/// use: a sliding session outlives the login lifetime the record was taken for at login. Renewed
+/// (or taken again once it ran out) for another login lifetime; failures are logged.
+async fn renew_sid_record(job: &Job, data: &OidcSessionData) {
+    // The raw ID token's claims (`id_token_claims` holds the mapped ones).
+    let claims = oidc::jwt_payload(&data.raw_id_token).unwrap_or_default();
+    let Some(sid) = claims.get("sid").and_then(|sid| sid.as_str()) else {
+        return;
+    };
+    let Some(leases) = job.store.backend.leases() else {
+        return;
+    };
+    let name = sid_lease(job.broker.name(), sid);
+    let lifetime = job.store.login_lifetime;
+    let renewed = match leases.renew(&name, &data.subject, lifetime).await {
+        Ok(false) => leases.acquire(&name, &data.subject, lifetime).await,
+        other => other,
+    };
+    if let Err(err) = renewed {
+        tracing::warn!(broker = %job.broker.name(), error = %Escaped(&err), "renewing the provider's sid record failed");
+    }
 }
 
 /// What the store holds for the login being refreshed.

@@ -1,11 +1,24 @@
-//! The logout-token `jti`s this process has seen, for session backends without leases
-//! (where they are recorded in the store, on every instance).
+//! What back-channel logout remembers: which subject a provider session (`sid`) belongs to, and
+//! the logout-token `jti`s seen. Both are leases in the session backend, so every instance sees
+//! them; for backends without leases the `jti`s are kept in this process ([`SeenTokens`]).
 
 use std::{
     collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
+
+/// The lease that records the subject of the provider session `sid` at `broker`, taken at login
+/// and renewed by every token refresh, so that a `sid`-only logout token finds the user's sessions
+/// for as long as the login is in use.
+pub(crate) fn sid_lease(broker: &str, sid: &str) -> String {
+    format!("bcl-sid:{broker}:{sid}")
+}
+
+/// The lease that records a logout token's `jti` as seen.
+pub(crate) fn jti_lease(broker: &str, jti: &str) -> String {
+    format!("bcl-jti:{broker}:{jti}")
+}
 
 /// The `jti`s seen in this process, for backends without leases.
 #[derive(Default)]
