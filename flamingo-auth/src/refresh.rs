@@ -462,8 +462,14 @@ async fn write_through(job: &Job, new_data: &OidcSessionData) {
         session
             .store(&key, new_data.clone())
             .map_err(flamingo_session::backend::BackendError::other)?;
-        // A session deleted since the load (a logout renews the ID) answers Gone: not written.
-        repository.save(&mut session).await.map(drop)
+        // A session deleted since the load (a logout renews the ID) is not written.
+        match repository.save(&mut session).await {
+            Err(flamingo_session::backend::BackendError::Ended) => {
+                tracing::debug!(broker = %job.broker.name(), session = %job.session_hash(), "the session ended during the refresh; the new tokens are not stored");
+                Ok(())
+            }
+            saved => saved.map(drop),
+        }
     };
     if let Err(err) = saved.await {
         tracing::warn!(broker = %job.broker.name(), session = %job.session_hash(), error = %Escaped(&err), "writing the refreshed tokens to the store failed; the request's session carries them");

@@ -81,7 +81,28 @@ impl SessionRepository {
     /// # Errors
     ///
     /// [`BackendError`] when the store fails or the session exceeds `store.length`;
-    /// [`BackendError::Other`] when the session ended since it was loaded (nothing was written).
+    /// [`BackendError::Ended`] when the session ended since it was loaded (nothing was written).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use flamingo_session::{backend::BackendError, MemoryBackend, SessionRepository};
+    ///
+    /// # actix_web::rt::System::new().block_on(async {
+    /// let repo = SessionRepository::new(Arc::new(MemoryBackend::new(100, 0)), Duration::from_secs(60));
+    /// let mut session = repo.create();
+    /// session.store("job", 1u32)?;
+    /// let id = repo.save(&mut session).await?;
+    ///
+    /// let mut stale = repo.load(&id).await?.expect("saved");
+    /// repo.delete(&id).await?; // a logout, say
+    /// stale.store("job", 2u32)?;
+    /// assert!(matches!(repo.save(&mut stale).await, Err(BackendError::Ended)));
+    /// assert!(repo.load(&id).await?.is_none(), "not brought back");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn save(&self, session: &mut DetachedSession) -> Result<SessionId, BackendError> {
         let id = match &session.id {
             None => self.backend.create(session.state.clone(), self.ttl).await?,
@@ -97,9 +118,7 @@ impl SessionRepository {
                     .save(id, SessionChange::Merge { set, remove }, self.ttl)
                     .await?;
                 if outcome == SaveOutcome::Gone {
-                    return Err(BackendError::other(
-                        "the session ended (deleted or expired) since it was loaded; nothing was written",
-                    ));
+                    return Err(BackendError::Ended);
                 }
                 id.clone()
             }

@@ -119,6 +119,12 @@ pub enum BackendError {
     /// The store could not be reached or did not answer in time.
     #[error("session store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The session ended (was deleted or expired) after it was loaded, so nothing was written:
+    /// a dead session stays dead. Returned by
+    /// [`SessionRepository::save`](crate::SessionRepository::save); a backend answers
+    /// [`SaveOutcome::Gone`] instead.
+    #[error("the session ended (deleted or expired) since it was loaded; nothing was written")]
+    Ended,
     /// Any other failure.
     #[error("session store error: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
