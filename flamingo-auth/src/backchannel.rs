@@ -68,33 +68,6 @@ pub(crate) struct LogoutToken {
 /// Why a logout token was refused: the fixed `error_description` of the 400.
 type Refusal = &'static str;
 
-/// At login: records which subject the provider session `sid` belongs to, so that a logout
-/// token with only a `sid` finds the user's sessions. Failures are logged; the login goes on.
-pub(crate) async fn remember_sid(auth: &Auth, broker: &str, sid: &str, subject: &str) {
-    let Some(leases) = auth.directory().leases() else {
-        tracing::debug!(
-            broker,
-            "the session backend has no leases: sid-only logout tokens will end nothing"
-        );
-        return;
-    };
-    match leases
-        .acquire(&sid_lease(broker, sid), subject, auth.login_lifetime())
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!(
-                broker,
-                "the provider's sid is recorded for another subject; kept the first"
-            )
-        }
-        Err(err) => {
-            tracing::warn!(broker, error = %Escaped(&err), "recording the provider's sid failed")
-        }
-    }
-}
-
 /// `POST /core/auth/backchannelLogout/{broker}`.
 pub(crate) async fn route(
     auth: web::Data<Auth>,

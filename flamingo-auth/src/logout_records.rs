@@ -8,11 +8,51 @@ use std::{
     time::{Duration, Instant},
 };
 
+use flamingo_session::backend::Leases;
+
+use crate::log::Escaped;
+
 /// The lease that records the subject of the provider session `sid` at `broker`, taken at login
 /// and renewed by every token refresh, so that a `sid`-only logout token finds the user's sessions
 /// for as long as the login is in use.
 pub(crate) fn sid_lease(broker: &str, sid: &str) -> String {
     format!("bcl-sid:{broker}:{sid}")
+}
+
+/// Records that the provider session `sid` at `broker` belongs to `subject`, for `lifetime`: at
+/// login, and again at every token refresh while the login is in use (a sliding session outlives
+/// the lifetime of the first record). The record is renewed when it is `subject`'s and taken when
+/// it is free or ran out; another subject's record is kept. Failures are logged; the login or
+/// the refresh goes on.
+pub(crate) async fn record_sid(
+    leases: Option<&dyn Leases>,
+    broker: &str,
+    sid: &str,
+    subject: &str,
+    lifetime: Duration,
+) {
+    let Some(leases) = leases else {
+        tracing::debug!(
+            broker,
+            "the session backend has no leases: sid-only logout tokens will end nothing"
+        );
+        return;
+    };
+    let name = sid_lease(broker, sid);
+    let recorded = match leases.renew(&name, subject, lifetime).await {
+        Ok(false) => leases.acquire(&name, subject, lifetime).await,
+        renewed => renewed,
+    };
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            broker,
+            "the provider's sid is recorded for another subject; kept the first"
+        ),
+        Err(err) => {
+            tracing::warn!(broker, error = %Escaped(&err), "recording the provider's sid failed")
+        }
+    }
 }
 
 /// The lease that records a logout token's `jti` as seen.

@@ -67,7 +67,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     broker::oidc::{self, OidcBroker, RefreshError, RefreshOutcome as Outcome},
     log::Escaped,
-    logout_records::sid_lease,
+    logout_records::record_sid,
     session_data::{oidc_session_key, OidcSessionData},
 };
 
@@ -383,25 +383,20 @@ async fn exchange_or_reuse(job: &Job) -> Outcome {
 }
 
 /// Keeps the provider session's `sid` record of back-channel logout alive while the login is in
-/// use: a sliding session outlives the login lifetime the record was taken for at login. Renewed
-/// (or taken again once it ran out) for another login lifetime; failures are logged.
+/// use (see [`record_sid`]).
 async fn renew_sid_record(job: &Job, data: &OidcSessionData) {
     // The raw ID token's claims (`id_token_claims` holds the mapped ones).
     let claims = oidc::jwt_payload(&data.raw_id_token).unwrap_or_default();
-    let Some(sid) = claims.get("sid").and_then(|sid| sid.as_str()) else {
-        return;
-    };
-    let Some(leases) = job.store.backend.leases() else {
-        return;
-    };
-    let name = sid_lease(job.broker.name(), sid);
-    let lifetime = job.store.login_lifetime;
-    let renewed = match leases.renew(&name, &data.subject, lifetime).await {
-        Ok(false) => leases.acquire(&name, &data.subject, lifetime).await,
-        other => other,
-    };
-    if let Err(err) = renewed {
-        tracing::warn!(broker = %job.broker.name(), error = %Escaped(&err), "renewing the provider's sid record failed");
+    if let Some(sid) = claims.get("sid").and_then(|sid| sid.as_str()) {
+        let leases = job.store.backend.leases();
+        record_sid(
+            leases,
+            job.broker.name(),
+            sid,
+            &data.subject,
+            job.store.login_lifetime,
+        )
+        .await;
     }
 }
 
@@ -450,9 +445,12 @@ async fn write_through(job: &Job, new_data: &OidcSessionData) {
     };
     let key = oidc_session_key(job.broker.name());
     let repository = &job.store.repository;
+    let ended = || {
+        tracing::debug!(broker = %job.broker.name(), session = %job.session_hash(), "the session ended during the refresh; the new tokens are not stored");
+    };
     let saved = async {
         let Some(mut session) = repository.load(id).await? else {
-            tracing::debug!(broker = %job.broker.name(), session = %job.session_hash(), "the session ended during the refresh; the new tokens are not stored");
+            ended();
             return Ok(());
         };
         if !matches!(session.load::<OidcSessionData>(&key), Ok(Some(_))) {
@@ -465,7 +463,7 @@ async fn write_through(job: &Job, new_data: &OidcSessionData) {
         // A session deleted since the load (a logout renews the ID) is not written.
         match repository.save(&mut session).await {
             Err(flamingo_session::backend::BackendError::Ended) => {
-                tracing::debug!(broker = %job.broker.name(), session = %job.session_hash(), "the session ended during the refresh; the new tokens are not stored");
+                ended();
                 Ok(())
             }
             saved => saved.map(drop),

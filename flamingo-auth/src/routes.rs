@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{
+    http::{header, StatusCode},
+    web, HttpRequest, HttpResponse,
+};
 use flamingo_session::Session;
 use subtle::ConstantTimeEq as _;
 use tracing::Instrument as _;
@@ -15,6 +18,7 @@ use crate::{
     error::AuthError,
     events::{LoginEvent, LogoutEvent},
     log::Escaped,
+    logout_records,
     redirect::{self, see_other},
     session_data::{
         self, LogoutRedirects, LogoutState, LOGOUT_REDIRECTS_KEY, LOGOUT_REDIRECT_KEY,
@@ -81,10 +85,15 @@ fn query(req: &HttpRequest) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn not_found(message: &'static str) -> HttpResponse {
-    HttpResponse::NotFound()
+/// A plain-text answer.
+fn text(status: StatusCode, message: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("text/plain; charset=utf-8")
         .body(message)
+}
+
+fn not_found(message: &'static str) -> HttpResponse {
+    text(StatusCode::NOT_FOUND, message)
 }
 
 /// The response for a broker's next login step.
@@ -109,12 +118,11 @@ fn failure_response(auth: &Auth, req: &HttpRequest, failure: LoginFailure) -> Ht
     match failure {
         LoginFailure::Provider(err) => auth.handle_callback_error(req, &err),
         LoginFailure::BadRequest(message) => bad_request(message),
-        LoginFailure::Rejected(message) => HttpResponse::Unauthorized()
-            .content_type("text/plain; charset=utf-8")
-            .body(message),
-        LoginFailure::Unavailable => HttpResponse::BadGateway()
-            .content_type("text/plain; charset=utf-8")
-            .body("login failed: the identity provider could not be used"),
+        LoginFailure::Rejected(message) => text(StatusCode::UNAUTHORIZED, message),
+        LoginFailure::Unavailable => text(
+            StatusCode::BAD_GATEWAY,
+            "login failed: the identity provider could not be used",
+        ),
         LoginFailure::Retry(step) => step_response(step),
         LoginFailure::Error(err) => actix_web::ResponseError::error_response(&err),
     }
@@ -190,7 +198,15 @@ async fn complete_login(
         provider_session,
     } = login;
     if let Some(sid) = provider_session {
-        backchannel::remember_sid(auth, broker.name(), &sid, identity.subject()).await;
+        let leases = auth.directory().leases();
+        logout_records::record_sid(
+            leases,
+            broker.name(),
+            &sid,
+            identity.subject(),
+            auth.login_lifetime(),
+        )
+        .await;
     }
     match user_sessions::owner_of(&identity) {
         Ok(owner) => ctx.session.renew_for(owner),
@@ -240,9 +256,7 @@ fn has_stored_login(session: &Session, broker: &Broker) -> bool {
 }
 
 fn bad_request(message: &'static str) -> HttpResponse {
-    HttpResponse::BadRequest()
-        .content_type("text/plain; charset=utf-8")
-        .body(message)
+    text(StatusCode::BAD_REQUEST, message)
 }
 
 /// Logs out of `brokers` (Flamingo's `Logout`/`LogoutFor`).
