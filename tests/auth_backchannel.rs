@@ -139,6 +139,15 @@ impl Fixture {
         })
     }
 
+    /// The claims of a valid logout token naming only the provider session `sid` (no `sub`).
+    fn sid_only_claims(&self, sid: &str) -> Value {
+        // `claims` with its `sub` taken out again.
+        let mut claims = self.claims("");
+        claims.as_object_mut().unwrap().remove("sub");
+        claims["sid"] = json!(sid);
+        claims
+    }
+
     /// `claims` signed by the provider's key (RS256, with its `kid`).
     fn sign(&self, claims: &Value) -> String {
         jws(
@@ -393,9 +402,7 @@ async fn a_sid_only_token_ends_the_session_of_that_provider_session() {
         f.sid(&other_alice).await,
         "two provider sessions, two sids"
     );
-    let mut claims = f.claims("alice");
-    claims.as_object_mut().unwrap().remove("sub");
-    claims["sid"] = json!(sid);
+    let mut claims = f.sid_only_claims(&sid);
     let (status, body) = f.post(&f.sign(&claims)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(!f.logged_in(&alice).await, "the sid's session ended");
@@ -435,9 +442,7 @@ async fn a_sid_only_token_finds_a_session_kept_alive_past_the_login_lifetime() {
             "the session slides and refreshes"
         );
     }
-    let mut claims = f.claims("alice");
-    claims.as_object_mut().unwrap().remove("sub");
-    claims["sid"] = json!(sid);
+    let claims = f.sid_only_claims(&sid);
     let (status, body) = f.post(&f.sign(&claims)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(

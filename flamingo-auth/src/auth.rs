@@ -34,6 +34,19 @@ fn login_lifetime(config: &flamingo_session::SessionConfig) -> Duration {
     }
 }
 
+/// Who is logged in at `broker`; a failure is logged, recorded on the request (see
+/// [`broker::unidentified`]) and answered as nobody.
+async fn identified(broker: &Broker, ctx: &Ctx<'_>) -> Option<Identity> {
+    match broker.identify(ctx).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed");
+            broker::record_failure(ctx.req, broker.name(), &err);
+            None
+        }
+    }
+}
+
 type CallbackErrorHandler =
     Arc<dyn Fn(&HttpRequest, &CallbackError) -> Option<HttpResponse> + Send + Sync>;
 
@@ -605,14 +618,7 @@ impl Auth {
         let ctx = self.ctx(req, session);
         let mut found = Vec::new();
         for broker in &self.inner.brokers {
-            match broker.identify(&ctx).await {
-                Ok(Some(identity)) => found.push(identity),
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed");
-                    broker::record_failure(req, broker.name(), &err);
-                }
-            }
+            found.extend(identified(broker, &ctx).await);
         }
         found
     }
@@ -621,13 +627,8 @@ impl Auth {
     pub(crate) async fn identify(&self, req: &HttpRequest, session: &Session) -> Option<Identity> {
         let ctx = self.ctx(req, session);
         for broker in &self.inner.brokers {
-            match broker.identify(&ctx).await {
-                Ok(Some(identity)) => return Some(identity),
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(broker = broker.name(), error = %Escaped(&err), "identify failed");
-                    broker::record_failure(req, broker.name(), &err);
-                }
+            if let Some(identity) = identified(broker, &ctx).await {
+                return Some(identity);
             }
         }
         None

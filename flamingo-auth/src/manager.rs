@@ -238,10 +238,11 @@ impl AuthManager {
                 _ => return Ok(None),
             },
             None => {
-                let keys = self.session.keys();
-                let oidc_login = self.auth.all_brokers().iter().any(|b| {
-                    matches!(b, Broker::Oidc(_)) && keys.contains(&oidc_session_key(b.name()))
-                });
+                let oidc_login = self
+                    .auth
+                    .all_brokers()
+                    .iter()
+                    .any(|b| matches!(b, Broker::Oidc(_)) && b.has_login(&self.session));
                 if oidc_login {
                     return Ok(None);
                 }

@@ -5,12 +5,11 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::{
+    broker::RetryPolicy,
     config::OAuth2Config,
     error::{AuthConfigError, BoxError},
     log::Escaped,
 };
-
-use crate::broker::RetryPolicy;
 
 /// What an `oauth2` broker needs of the provider's metadata.
 #[derive(Debug, Clone)]

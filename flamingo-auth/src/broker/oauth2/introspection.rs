@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::{jwt::audience_matches, Rejection};
+use super::{jwt::audience_matches, Leeway, Rejection};
 use crate::{
     clock::now,
     config::{OAuth2Config, Secret},
@@ -28,8 +28,7 @@ pub(super) struct Introspector {
     client_secret: Secret,
     http: reqwest::Client,
     cache_time: Duration,
-    /// `clockSkew`, in seconds.
-    skew: i64,
+    leeway: Leeway,
     /// SHA-256 of the token → (cached until, in Unix seconds; the verdict).
     cache: Mutex<HashMap<[u8; 32], (i64, Verdict)>>,
 }
@@ -52,7 +51,7 @@ impl Introspector {
                 .unwrap_or_else(|| Secret::new("")),
             http,
             cache_time: config.introspection_cache_time,
-            skew: i64::try_from(config.clock_skew.as_secs()).unwrap_or(i64::MAX),
+            leeway: Leeway::of(config),
             cache: Mutex::default(),
         }
     }
@@ -147,10 +146,10 @@ impl Introspector {
             return Err("the token is not active");
         }
         let time = |name: &str| answer.get(name).and_then(Value::as_i64);
-        if time("exp").is_some_and(|exp| now >= exp.saturating_add(self.skew)) {
+        if time("exp").is_some_and(|exp| self.leeway.expired(exp, now)) {
             return Err("the token expired");
         }
-        if time("nbf").is_some_and(|nbf| now < nbf.saturating_sub(self.skew)) {
+        if time("nbf").is_some_and(|nbf| self.leeway.early(nbf, now)) {
             return Err("the token is not valid yet (nbf)");
         }
         if let Some(iss) = answer.get("iss") {

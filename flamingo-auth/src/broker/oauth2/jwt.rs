@@ -19,7 +19,7 @@ use openidconnect::{
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::Rejection;
+use super::{Leeway, Rejection};
 use crate::{
     clock::now,
     config::OAuth2Config,
@@ -41,8 +41,7 @@ pub(super) struct JwtVerifier {
     /// When the keys were last fetched again because of an unknown `kid`.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
     refetch_interval: Duration,
-    /// `clockSkew`, in seconds.
-    skew: i64,
+    leeway: Leeway,
 }
 
 impl JwtVerifier {
@@ -73,7 +72,7 @@ impl JwtVerifier {
             keys: ArcSwap::from_pointee(keys),
             last_refetch: tokio::sync::Mutex::new(None),
             refetch_interval,
-            skew: i64::try_from(config.clock_skew.as_secs()).unwrap_or(i64::MAX),
+            leeway: Leeway::of(config),
         })
     }
 
@@ -118,12 +117,12 @@ impl JwtVerifier {
         let time = |name: &str| claims.get(name).and_then(Value::as_i64);
         match time("exp") {
             None => return Err(Rejection::Invalid("the token has no exp")),
-            Some(exp) if now >= exp.saturating_add(self.skew) => {
+            Some(exp) if self.leeway.expired(exp, now) => {
                 return Err(Rejection::Invalid("the token expired"))
             }
             Some(_) => {}
         }
-        if time("nbf").is_some_and(|nbf| now < nbf.saturating_sub(self.skew)) {
+        if time("nbf").is_some_and(|nbf| self.leeway.early(nbf, now)) {
             return Err(Rejection::Invalid("the token is not valid yet (nbf)"));
         }
         if claims.contains_key("nbf") && time("nbf").is_none() {

@@ -35,6 +35,49 @@ pub(crate) enum Rejection {
     Failed(BoxError),
 }
 
+/// `clockSkew`: the leeway of a token's `exp` and `nbf`, the same for JWTs and introspection
+/// answers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Leeway(i64);
+
+impl Leeway {
+    pub(super) fn of(config: &OAuth2Config) -> Leeway {
+        Leeway(i64::try_from(config.clock_skew.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Whether a token with this `exp` has expired at `now` (Unix seconds).
+    pub(super) fn expired(self, exp: i64, now: i64) -> bool {
+        now >= exp.saturating_add(self.0)
+    }
+
+    /// Whether a token with this `nbf` is not valid yet at `now`.
+    pub(super) fn early(self, nbf: i64, now: i64) -> bool {
+        now < nbf.saturating_sub(self.0)
+    }
+}
+
+/// What checking a request's bearer token at one broker gave.
+#[derive(Debug, Clone)]
+enum Checked {
+    /// The token's identity, or none (no token, or a refused one).
+    Identified(Option<Identity>),
+    /// The provider could not be asked; why.
+    Failed(String),
+}
+
+/// The bearer checks of one request, by broker name (see [`OAuth2Broker::identify`]).
+#[derive(Debug, Default)]
+struct BearerChecks(Vec<(String, Checked)>);
+
+impl BearerChecks {
+    fn of(&self, broker: &str) -> Option<&Checked> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == broker)
+            .map(|(_, checked)| checked)
+    }
+}
+
 /// Marks a request whose bearer token a broker refused.
 #[derive(Debug, Clone)]
 pub(crate) struct BearerRejected {
@@ -134,24 +177,55 @@ impl OAuth2Broker {
 
     /// The identity of the request's bearer token; `Ok(None)` without one, or when it was
     /// refused (then the request is marked, see [`rejection`]).
+    ///
+    /// The token is checked once per request: every extractor that identifies the request
+    /// (`User`, `Authenticated`, `AuthManager`) gets the first check's outcome.
     pub(crate) async fn identify(&self, ctx: &Ctx<'_>) -> Result<Option<Identity>, AuthError> {
-        let token = match bearer_token(ctx.req) {
-            None => return Ok(None),
+        let checked = ctx
+            .req
+            .extensions()
+            .get::<BearerChecks>()
+            .and_then(|checks| checks.of(self.name()).cloned());
+        let outcome = match checked {
+            Some(outcome) => outcome,
+            None => {
+                let outcome = self.check(ctx.req).await;
+                let entry = (self.name().to_owned(), outcome.clone());
+                let mut extensions = ctx.req.extensions_mut();
+                match extensions.get_mut::<BearerChecks>() {
+                    Some(checks) => checks.0.push(entry),
+                    None => {
+                        extensions.insert(BearerChecks(vec![entry]));
+                    }
+                }
+                outcome
+            }
+        };
+        match outcome {
+            Checked::Identified(identity) => Ok(identity),
+            Checked::Failed(message) => Err(AuthError::provider(self.name(), message)),
+        }
+    }
+
+    /// Checks the request's bearer token: by signature and claims, or by asking the provider.
+    async fn check(&self, req: &HttpRequest) -> Checked {
+        let token = match bearer_token(req) {
+            None => return Checked::Identified(None),
             Some(Ok(token)) => token,
-            Some(Err(reason)) => return Ok(self.reject(ctx.req, reason)),
+            Some(Err(reason)) => return Checked::Identified(self.reject(req, reason)),
         };
         let claims = match &self.verifier {
             Verifier::Jwt(v) => v.verify(token).await,
             Verifier::Introspection(v) => v.introspect(token).await,
         };
-        match claims {
+        Checked::Identified(match claims {
             Ok(claims) => match subject(&claims) {
-                Some(subject) => Ok(Some(self.identity_of(subject, claims))),
-                None => Ok(self.reject(ctx.req, "the token names no sub or client_id")),
+                Some(subject) => Some(self.identity_of(subject, claims)),
+                None => self.reject(req, "the token names no sub or client_id"),
             },
-            Err(Rejection::Invalid(reason)) => Ok(self.reject(ctx.req, reason)),
-            Err(Rejection::Failed(source)) => Err(AuthError::provider(self.name(), source)),
-        }
+            Err(Rejection::Invalid(reason)) => self.reject(req, reason),
+            Err(Rejection::Failed(source)) => return Checked::Failed(source.to_string()),
+        })
     }
 
     fn reject(&self, req: &HttpRequest, reason: &'static str) -> Option<Identity> {
@@ -195,7 +269,6 @@ fn subject(claims: &Map<String, Value>) -> Option<String> {
 
 /// The bearer token of `Authorization: Bearer <token>`: `None` without one (no header, or
 /// another scheme such as `Basic`), an error when it is not a token (RFC 6750 `b64token`).
-/// The request's `Authorization: Bearer` token: `None` without one, `Err` when it is malformed.
 pub(crate) fn bearer_token(req: &HttpRequest) -> Option<Result<&str, &'static str>> {
     let value = req.headers().get(header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
