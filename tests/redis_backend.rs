@@ -56,8 +56,9 @@ fn scan(server: &RedisServer, db: u32, pattern: &str) -> Vec<String> {
         .collect()
 }
 
-/// Checks the layout of one stored session: one hash at `session:<key>`, the JSON text of each
-/// value as the field value, and a TTL of max.age.
+/// Checks the layout of one stored session: one string at `session:<key>` holding a JSON object
+/// whose members are the session's keys with their JSON texts as strings, and a TTL of max.age;
+/// an owned session also carries its owner fields, which a replace keeps.
 async fn check_layout(
     backend: &RedisBackend,
     server: &RedisServer,
@@ -75,13 +76,12 @@ async fn check_layout(
         "the session must be stored at session:{{<tag>}}<rest of the key> in database {db}"
     );
     let n = db.to_string();
-    assert_eq!(server.cli(&["-n", &n, "type", &redis_key]).trim(), "hash");
+    assert_eq!(server.cli(&["-n", &n, "type", &redis_key]).trim(), "string");
+    let stored = stored_object(server, &["-n", &n], &redis_key);
     assert_eq!(
-        server
-            .cli(&["-n", &n, "hget", &redis_key, "greeting"])
-            .trim_end_matches('\n'),
-        value,
-        "the stored value must be the JSON text itself, not a re-encoded string"
+        stored,
+        serde_json::json!({ "greeting": value }),
+        "the stored object must hold the JSON text itself as a string, nothing else"
     );
     let pttl: i64 = server
         .cli(&["-n", &n, "pttl", &redis_key])
@@ -93,6 +93,54 @@ async fn check_layout(
         (max_age - 1000..=max_age).contains(&pttl),
         "the key's TTL must be max.age ({max_age} ms), got {pttl} ms"
     );
+
+    // An owner's session: its owner fields survive a replace, and the replace is not an owner's.
+    let owner = SessionOwner::new("layout\u{1f}ada").unwrap();
+    let index = backend.index().expect("the Redis backend indexes owners");
+    let owned = index
+        .create_owned(&owner, state(&[("a", "1")]), config.max_age)
+        .await
+        .expect("create owned");
+    assert!(owned.is_owned_form() && !key.is_owned_form());
+    assert_eq!(
+        backend
+            .save(
+                &owned,
+                SessionChange::Replace(state(&[("b", "2")])),
+                config.max_age
+            )
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+    let stored = stored_object(server, &["-n", &n], &session_key(&owned));
+    assert_eq!(stored["b"], "2");
+    assert!(stored.get("a").is_none(), "a replace drops the old keys");
+    assert!(
+        stored["__flamingo.owner"]
+            .as_str()
+            .is_some_and(|index| index.contains(":owner:")),
+        "the owner field is kept: {stored}"
+    );
+    assert!(stored["__flamingo.created"].is_string(), "{stored}");
+    assert_eq!(
+        backend.load(&owned).await.unwrap(),
+        Some(state(&[("b", "2")])),
+        "owner fields never reach the session"
+    );
+    let listed = index.list(&owner).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, owned);
+    assert!(index.end_all(&owner).await.unwrap() == 1);
+}
+
+/// The JSON object stored at `redis_key` (`redis-cli GET`, with `args` first).
+fn stored_object(server: &RedisServer, args: &[&str], redis_key: &str) -> serde_json::Value {
+    let mut command = args.to_vec();
+    command.extend(["get", redis_key]);
+    let text = server.cli(&command);
+    serde_json::from_str(text.trim_end_matches('\n'))
+        .unwrap_or_else(|e| panic!("the stored session is a JSON object ({e}): {text}"))
 }
 
 /// 100 tasks each merge their own key into one session at the same time: all 100 are kept.
@@ -130,7 +178,7 @@ async fn check_concurrent_merges(backend: Arc<RedisBackend>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn standalone_conforms_and_stores_one_hash_per_session() {
+async fn standalone_conforms_and_stores_one_string_per_session() {
     let server = RedisServer::standalone();
     let config = config(&server.host());
     let backend = Arc::new(open(&config).await);
@@ -142,7 +190,7 @@ async fn standalone_conforms_and_stores_one_hash_per_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_empty_session_exists_and_the_marker_field_stays_internal() {
+async fn an_empty_session_exists_and_the_owner_fields_are_reserved() {
     let server = RedisServer::standalone();
     let backend = open(&config(&server.host())).await;
     let key = backend
@@ -183,10 +231,10 @@ async fn an_empty_session_exists_and_the_marker_field_stays_internal() {
     );
     assert_eq!(backend.load(&key).await.unwrap(), Some(SessionState::new()));
 
-    // The marker's name is reserved.
+    // The owner fields' names are reserved.
     let err = backend
         .create(
-            state(&[(flamingo_session::redis::SIZE_FIELD, "1")]),
+            state(&[("__flamingo.owner", "\"x\"")]),
             Duration::from_secs(60),
         )
         .await
@@ -245,14 +293,8 @@ async fn a_refused_merge_is_checked_inside_redis_and_leaves_the_session_intact()
         state(&[("keep", "1"), ("more", "0123456789")])
     );
     assert_eq!(
-        server
-            .cli(&[
-                "hget",
-                &session_key(&key),
-                flamingo_session::redis::SIZE_FIELD
-            ])
-            .trim(),
-        ("keep".len() + 1 + "more".len() + 10).to_string()
+        stored_object(&server, &[], &session_key(&key)),
+        serde_json::json!({ "keep": "1", "more": "0123456789" })
     );
 }
 
@@ -564,7 +606,7 @@ async fn a_cluster_of_three_masters() {
         .find(|(_, keys)| keys.contains(&redis_key))
         .map(|(node, _)| node)
         .unwrap();
-    assert_eq!(node.cli(&["hget", &redis_key, "i"]).trim(), "0");
+    assert_eq!(stored_object(node, &[], &redis_key)["i"], "0");
     let pttl: i64 = node.cli(&["pttl", &redis_key]).trim().parse().unwrap();
     assert!((3_599_000..=3_600_000).contains(&pttl), "TTL {pttl} ms");
 

@@ -222,12 +222,19 @@ async fn garbage_in_redis_starts_that_session_fresh_and_leaves_others_alone() {
         .to_owned();
     count(&bystander, &demo).await;
     count(&bystander, &demo).await;
-    // Garbage in a value, then a key of the wrong type.
-    redis.cli(&["HSET", &victim_key, "count", "\u{1}garbage{"]);
+    // Garbage in a value, then in the stored object, then a key of the wrong type.
+    redis.cli(&["SET", &victim_key, "{\"count\":\"garbage{\"}"]);
     assert_eq!(
         count(&victim, &demo).await,
         1,
-        "a corrupt value starts the session fresh"
+        "a corrupt value reads as missing"
+    );
+    assert_eq!(count(&victim, &demo).await, 2);
+    redis.cli(&["SET", &victim_key, "{\"count\":\u{1}garbage{"]);
+    assert_eq!(
+        count(&victim, &demo).await,
+        1,
+        "a stored object that is not JSON starts the session fresh"
     );
     assert_eq!(
         count(&bystander, &demo).await,
@@ -237,7 +244,7 @@ async fn garbage_in_redis_starts_that_session_fresh_and_leaves_others_alone() {
     let keys = redis.cli(&["--scan", "--pattern", "session:*"]);
     for key in keys.lines().filter(|k| !k.is_empty()) {
         redis.cli(&["DEL", key]);
-        redis.cli(&["SET", key, "not a hash"]);
+        redis.cli(&["HSET", key, "count", "1"]);
     }
     let fresh = browser();
     assert_eq!(count(&fresh, &demo).await, 1);

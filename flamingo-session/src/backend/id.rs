@@ -39,6 +39,10 @@ pub struct SessionId(Box<str>);
 pub struct InvalidSessionId(&'static str);
 
 impl SessionId {
+    /// The length of an ID made by [`generate_for`](Self::generate_for): the owner's tag and 42
+    /// characters of randomness. IDs of [`generate`](Self::generate) have 43.
+    pub const OWNED_ID_LEN: usize = 45;
+
     /// A fresh ID: 32 random bytes (256 bits) from the OS-seeded CSPRNG, base64url without
     /// padding (43 characters).
     pub fn generate() -> SessionId {
@@ -52,9 +56,10 @@ impl SessionId {
     }
 
     /// A fresh ID for a session of `owner`: the owner's three-character
-    /// [`tag`](crate::backend::SessionOwner::tag), then 30 random bytes (240 bits) base64url
-    /// (43 characters in all). The tag is what puts an owner's sessions and index into one Redis
-    /// Cluster hash slot.
+    /// [`tag`](crate::backend::SessionOwner::tag), then 31 random bytes (248 bits) base64url
+    /// ([`OWNED_ID_LEN`](Self::OWNED_ID_LEN), 45 characters in all). The tag is what puts an
+    /// owner's sessions and index into one Redis Cluster hash slot; the length tells such an ID
+    /// from one of [`generate`](Self::generate) (43), see [`is_owned_form`](Self::is_owned_form).
     ///
     /// # Examples
     ///
@@ -63,16 +68,34 @@ impl SessionId {
     ///
     /// let owner = SessionOwner::new("broker\u{1f}subject").unwrap();
     /// let id = SessionId::generate_for(&owner);
-    /// assert_eq!(id.expose().len(), 43);
+    /// assert_eq!(id.expose().len(), SessionId::OWNED_ID_LEN);
     /// assert_eq!(&id.expose()[..3], owner.tag());
+    /// assert!(id.is_owned_form());
     /// ```
     pub fn generate_for(owner: &crate::backend::SessionOwner) -> SessionId {
-        let mut bytes = [0u8; 30];
+        let mut bytes = [0u8; 31];
         rand::rng().fill_bytes(&mut bytes);
-        let mut text = String::with_capacity(43);
+        let mut text = String::with_capacity(Self::OWNED_ID_LEN);
         text.push_str(owner.tag());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut text);
         SessionId(text.into_boxed_str())
+    }
+
+    /// Whether this ID has the form [`generate_for`](Self::generate_for) gives an owner's
+    /// session ([`OWNED_ID_LEN`](Self::OWNED_ID_LEN) characters). A backend that keeps an owner's
+    /// bookkeeping beside the session (the Redis backend's index) uses it to know, without a read,
+    /// that a session created by [`generate`](Self::generate) has none: the owner of an ID is set
+    /// when it is created and never changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_session::SessionId;
+    ///
+    /// assert!(!SessionId::generate().is_owned_form());
+    /// ```
+    pub fn is_owned_form(&self) -> bool {
+        self.0.len() == Self::OWNED_ID_LEN
     }
 
     /// Checks `text` and makes an ID of it.

@@ -3,18 +3,19 @@
 //!
 //! # Data model
 //!
-//! One Redis HASH per session, at `<keyPrefix>{<first 3 characters of the ID>}<the rest>`
+//! One Redis string per session, at `<keyPrefix>{<first 3 characters of the ID>}<the rest>`
 //! (`keyPrefix` defaults to `session:`). The braces make the ID's first three characters the
 //! Redis Cluster hash tag: a session of an owner ([`SessionIndex`]) has an ID that starts with
 //! the owner's [tag](SessionOwner::tag), so it lives in the same hash slot as the owner's index.
-//! Each session key is a hash field whose value is the stored JSON text as it is, so
-//! `redis-cli HGETALL 'session:{abc}...'` shows readable values.
+//! The string is a JSON object whose members are the session's keys, each with its stored JSON
+//! text as a JSON string, so `redis-cli GET 'session:{abc}...'` shows readable values:
+//! `{"count":"3","cart":"[\"apple\"]"}`.
 //!
-//! The hash always carries one extra field, [`SIZE_FIELD`] (`__flamingo.size`), the encoded size
-//! of the data, written by every write: a Redis hash with no fields does not exist, and an empty
-//! session must. A session in an owner's index also carries `__flamingo.owner` (the index's key)
-//! and `__flamingo.created`. [`load`] strips them, and the prefix `__flamingo.` is reserved:
-//! storing a value under it is refused.
+//! A session created for an owner also carries `__flamingo.owner` (its index's Redis key) and
+//! `__flamingo.created` (Unix seconds). [`load`] strips them, and the prefix `__flamingo.` is
+//! reserved: storing a value under it is refused. Only such a session has an ID of
+//! [`SessionId::OWNED_ID_LEN`] characters ([`SessionId::is_owned_form`]), and the owner of an ID
+//! never changes, so a write knows from the ID alone whether there is an index to keep.
 //!
 //! An owner's index is a sorted set at `<keyPrefix>{<tag>}:owner:<owner key>`: each member a
 //! session ID, scored with the Unix second it was last written or its expiry last slid. Its
@@ -22,25 +23,38 @@
 //! session is gone; ending them deletes the sessions. Leases are plain strings at
 //! `<keyPrefix>lease:<hash of the name>`.
 //!
-//! # Writes
+//! # Commands
 //!
-//! Every write is one Lua script run with `EVALSHA`, so the time to live is set in the same
-//! command as the data and each change is atomic:
+//! A session without an owner is read and written with one plain command each, with the time to
+//! live set in the same command as the data:
 //!
-//! - create: nothing happens if the key exists (a new ID is drawn, up to
-//!   [`CREATE_ATTEMPTS`] times); otherwise one variadic `HSET` and `PEXPIRE`;
-//! - save, [`Replace`](SessionChange::Replace): `DEL` (which also tells whether the session is
-//!   still stored), one `HSET`, `PEXPIRE`;
-//! - save, [`Merge`](SessionChange::Merge): one `HDEL` of the removed keys, one `HSET` of the set
-//!   ones, `PEXPIRE`. The script computes the new size from the stored one and the old values of
-//!   the changed fields only (one `HMGET`) and writes nothing when it exceeds `store.length`,
-//!   which gives [`BackendError::TooLarge`];
-//! - a save to a session that is not stored (deleted or expired) writes nothing and answers
-//!   [`SaveOutcome::Gone`]: a dead session stays dead;
-//! - touch: `PEXPIRE` (a missing session stays missing); delete: `DEL`; load: `HGETALL`.
+//! - load: `GET`;
+//! - create: `SET key value NX PX ttl`: nothing happens if the key exists (a new ID is drawn, up
+//!   to [`CREATE_ATTEMPTS`] times);
+//! - save, [`Replace`](SessionChange::Replace): `SET key value XX PX ttl`, which writes only
+//!   over a session that is still stored;
+//! - touch: `PEXPIRE` (a missing session stays missing); delete: `DEL`.
+//!
+//! A save that finds the session no longer stored (deleted or expired) writes nothing and answers
+//! [`SaveOutcome::Gone`]: a dead session stays dead.
+//!
+//! The other writes are one Lua script each (`EVALSHA`), atomic in Redis:
+//!
+//! - save, [`Merge`](SessionChange::Merge): reads the stored object, sets and removes the changed
+//!   keys, and writes it back with its TTL, or writes nothing when the merged state exceeds
+//!   `store.length` ([`BackendError::TooLarge`]), so concurrent requests that change different
+//!   keys of one session both keep their change;
+//! - a session with an owner: create, replace (which keeps the owner fields) and touch also set
+//!   the session's score in its owner's index and keep the index alive.
 //!
 //! Each script touches one session key, and for an owned session its owner's index, which
 //! shares its hash slot: all of it works on a cluster.
+//!
+//! Why strings, not one hash per session: on Redis 7.0 a hash cannot be written together with its
+//! TTL, nor only if it exists, in one command, so every write was a script of three or four
+//! calls, and each call inside a script costs about as much as a command of its own
+//! (BENCHMARKS.md). Sessions stored as hashes by an earlier version are found of the wrong type
+//! ([`BackendError::Corrupt`]) and start fresh.
 //!
 //! # Connections
 //!
@@ -82,30 +96,29 @@ use redis::{
     ProtocolVersion, RedisConnectionInfo, RedisFuture, Script, ServerErrorKind, TlsCertificates,
     Value,
 };
+use serde::ser::{Serialize, SerializeMap as _, Serializer};
 use tracing::Instrument as _;
 
 use crate::{
     backend::{
-        check_length, encoded_len, index::lease_key, unix_now, BackendError, HealthStatus,
-        IndexedSession, Leases, SaveOutcome, SessionBackend, SessionChange, SessionId,
-        SessionIndex, SessionOwner, SessionState,
+        check_length, index::lease_key, unix_now, BackendError, HealthStatus, IndexedSession,
+        Leases, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionIndex, SessionOwner,
+        SessionState,
     },
     config::{ConfigError, RedisConfig, RedisConnection},
 };
-
-/// The hash field every stored session carries: the encoded size of its data in bytes (what
-/// `store.length` counts). A Redis hash with no fields does not exist and an empty session must,
-/// so this field also marks a live session. It is stripped on load; its name starts with the
-/// prefix [`Session`](crate::Session) reserves, so no value can be stored under it.
-pub const SIZE_FIELD: &str = "__flamingo.size";
 
 /// How many fresh IDs [`RedisBackend`]'s `create` tries before giving up (a collision of 256-bit
 /// random IDs does not happen in practice; the bound only guards against a broken generator).
 pub const CREATE_ATTEMPTS: usize = 8;
 
-/// The prefix of the hash fields this backend keeps beside the data (the one
+/// The prefix of the fields this backend keeps beside the data (the one
 /// [`Session`](crate::Session) reserves).
 const META_PREFIX: &str = "__flamingo.";
+/// An owned session's field holding the Redis key of its owner's index.
+const OWNER_FIELD: &str = "__flamingo.owner";
+/// An owned session's field holding the Unix second it was created.
+const CREATED_FIELD: &str = "__flamingo.created";
 
 /// The Lua function every write of an owned session ends with: the index member's score becomes
 /// now, and the index lives at least as long as the session.
@@ -118,107 +131,86 @@ local function seen(index, id, now, ttl)
 end
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` and `ARGV[3]` unused (the layout of
-/// [`CREATE_OWNED_SCRIPT`]), then the size field and its value, then the field/value pairs.
-/// Returns 1 when written, 0 when the key already exists.
-const CREATE_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-";
-
 /// `KEYS[1]` the session, `KEYS[2]` the owner's index; `ARGV[1]` TTL in ms, `ARGV[2]` now (Unix
-/// seconds), `ARGV[3]` the session ID, then the size field and its value, then the field/value
-/// pairs. Returns 1 when written, 0 when the key already exists.
+/// seconds), `ARGV[3]` the session ID, `ARGV[4]` the stored object (with the owner fields).
+/// Returns 1 when written, 0 when the key already exists.
 const CREATE_OWNED_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if not redis.call('SET', KEYS[1], ARGV[4], 'NX', 'PX', ARGV[1]) then
   return 0
 end
-redis.call('HSET', KEYS[1], '__flamingo.owner', KEYS[2], '__flamingo.created', ARGV[2], unpack(ARGV, 4))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
 seen(KEYS[2], ARGV[3], ARGV[2], ARGV[1])
 return 1
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID, then the
-/// size field and its value, then the field/value pairs. Returns 1 when written, 0 when the
-/// session is not stored (it stays dead): the `DEL` that clears the old fields tells whether
-/// there were any. An owned session keeps its owner and creation time.
-const REPLACE_SCRIPT: &str = r"
-local meta = redis.call('HMGET', KEYS[1], '__flamingo.owner', '__flamingo.created')
-if redis.call('DEL', KEYS[1]) == 0 then
+/// `KEYS[1]` an owned session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID,
+/// `ARGV[4]` the new object without owner fields. Writes it with the stored owner fields in front.
+/// Returns 1 when written, 0 when the session is not stored (it stays dead).
+const REPLACE_OWNED_SCRIPT: &str = r"
+local old = redis.call('GET', KEYS[1])
+if not old then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-if meta[1] then
-  redis.call('HSET', KEYS[1], '__flamingo.owner', meta[1], '__flamingo.created', meta[2])
+local stored = cjson.decode(old)
+local owner, value = stored['__flamingo.owner'], ARGV[4]
+if owner then
+  local head = '{' .. cjson.encode('__flamingo.owner') .. ':' .. cjson.encode(owner) .. ','
+    .. cjson.encode('__flamingo.created') .. ':' .. cjson.encode(stored['__flamingo.created'])
+  if value == '{}' then
+    value = head .. '}'
+  else
+    value = head .. ',' .. string.sub(value, 2)
+  end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if meta[1] then
-  seen(meta[1], ARGV[3], ARGV[2], ARGV[1])
+redis.call('SET', KEYS[1], value, 'PX', ARGV[1])
+if owner then
+  seen(owner, ARGV[3], ARGV[2], ARGV[1])
 end
 return 1
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size field, `ARGV[3]` the size
-/// limit (0 = none), `ARGV[4]` now, `ARGV[5]` the session ID, `ARGV[6]` the number n of removed
-/// fields, `ARGV[7 .. 6+n]` those fields, then field/value pairs to set. The new size is the
-/// stored one minus the old values of the changed fields (one `HMGET`) plus the new ones, so
-/// only the changed fields are looked at. Returns `{1, size}` when written, `{0, size}` when the
-/// merged state (`size` bytes) exceeds the limit and nothing was written, `{-1, 0}` when the
+/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size limit (0 = none), `ARGV[3]`
+/// now, `ARGV[4]` the session ID, `ARGV[5]` the number n of removed keys, `ARGV[6 .. 5+n]` those
+/// keys, then key/value pairs to set. The size is what `store.length` counts: the lengths of the
+/// keys and values that are not owner fields. Returns `{1, size}` when written, `{0, size}` when
+/// the merged state (`size` bytes) exceeds the limit and nothing was written, `{-1, 0}` when the
 /// session is not stored (it stays dead).
 const MERGE_SCRIPT: &str = r"
-local key = KEYS[1]
-local meta = redis.call('HMGET', key, ARGV[2], '__flamingo.owner')
-local stored = meta[1]
-if not stored then
+local old = redis.call('GET', KEYS[1])
+if not old then
   return {-1, 0}
 end
-local limit, removed = tonumber(ARGV[3]), tonumber(ARGV[6])
-local first_set = 7 + removed
-local names = {}
-for i = 7, first_set - 1 do
-  names[#names + 1] = ARGV[i]
+local state = cjson.decode(old)
+local first_set = 6 + tonumber(ARGV[5])
+for i = 6, first_set - 1 do
+  state[ARGV[i]] = nil
 end
 for i = first_set, #ARGV, 2 do
-  names[#names + 1] = ARGV[i]
+  state[ARGV[i]] = ARGV[i + 1]
 end
-local size = tonumber(stored)
-if #names > 0 then
-  local old = redis.call('HMGET', key, unpack(names))
-  for i = 1, #names do
-    if old[i] then
-      size = size - string.len(names[i]) - string.len(old[i])
-    end
+local size, limit = 0, tonumber(ARGV[2])
+for k, v in pairs(state) do
+  if string.sub(k, 1, 11) ~= '__flamingo.' then
+    size = size + string.len(k) + string.len(v)
   end
-end
-for i = first_set, #ARGV, 2 do
-  size = size + string.len(ARGV[i]) + string.len(ARGV[i + 1])
 end
 if limit > 0 and size > limit then
   return {0, size}
 end
-if removed > 0 then
-  redis.call('HDEL', key, unpack(ARGV, 7, first_set - 1))
-end
-redis.call('HSET', key, ARGV[2], size, unpack(ARGV, first_set))
-redis.call('PEXPIRE', key, ARGV[1])
-if meta[2] then
-  seen(meta[2], ARGV[5], ARGV[4], ARGV[1])
+redis.call('SET', KEYS[1], cjson.encode(state), 'PX', ARGV[1])
+local owner = state['__flamingo.owner']
+if owner then
+  seen(owner, ARGV[4], ARGV[3], ARGV[1])
 end
 return {1, size}
 ";
 
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID. Returns
-/// 1 when the session is stored (its TTL set), 0 when it is not.
-const TOUCH_SCRIPT: &str = r"
+/// `KEYS[1]` an owned session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID.
+/// Returns 1 when the session is stored (its TTL set), 0 when it is not.
+const TOUCH_OWNED_SCRIPT: &str = r"
 if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
-local owner = redis.call('HGET', KEYS[1], '__flamingo.owner')
+local owner = cjson.decode(redis.call('GET', KEYS[1]))['__flamingo.owner']
 if owner then
   seen(owner, ARGV[3], ARGV[2], ARGV[1])
 end
@@ -233,18 +225,23 @@ end
 ";
 
 /// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix. Returns `{id, created, last seen, ...}`
-/// for the live sessions, oldest first, and drops the others from the index.
+/// for the live sessions, oldest first, and drops the members whose session is gone. A member
+/// whose key holds something else (a session an earlier version stored as a hash) is left out
+/// of the list and kept in the index, so that ending the owner's sessions still deletes it.
 const LIST_SCRIPT: &str = r"
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local live = {}
 for i = 1, #members, 2 do
-  local created = redis.call('HGET', session_key(ARGV[1], members[i]), '__flamingo.created')
-  if created then
-    live[#live + 1] = members[i]
-    live[#live + 1] = created
-    live[#live + 1] = members[i + 1]
-  else
+  local value = redis.pcall('GET', session_key(ARGV[1], members[i]))
+  if not value then
     redis.call('ZREM', KEYS[1], members[i])
+  elseif type(value) == 'string' then
+    local ok, stored = pcall(cjson.decode, value)
+    if ok and type(stored) == 'table' and stored['__flamingo.created'] then
+      live[#live + 1] = members[i]
+      live[#live + 1] = stored['__flamingo.created']
+      live[#live + 1] = members[i + 1]
+    end
   end
 end
 return live
@@ -397,11 +394,10 @@ impl ConnectionLike for Conn {
 }
 
 struct Scripts {
-    create: Script,
     create_owned: Script,
-    replace: Script,
+    replace_owned: Script,
     merge: Script,
-    touch: Script,
+    touch_owned: Script,
     list: Script,
     end: Script,
     end_all: Script,
@@ -415,11 +411,10 @@ impl Scripts {
         let with_seen = |body: &str| Script::new(&format!("{SEEN}{body}"));
         let with_key = |body: &str| Script::new(&format!("{SESSION_KEY}{body}"));
         Scripts {
-            create: Script::new(CREATE_SCRIPT),
             create_owned: with_seen(CREATE_OWNED_SCRIPT),
-            replace: with_seen(REPLACE_SCRIPT),
+            replace_owned: with_seen(REPLACE_OWNED_SCRIPT),
             merge: with_seen(MERGE_SCRIPT),
-            touch: with_seen(TOUCH_SCRIPT),
+            touch_owned: with_seen(TOUCH_OWNED_SCRIPT),
             list: with_key(LIST_SCRIPT),
             end: with_key(END_SCRIPT),
             end_all: with_key(END_ALL_SCRIPT),
@@ -699,8 +694,10 @@ impl RedisBackend {
     ) -> Result<SessionId, BackendError> {
         check_reserved(state.keys())?;
         check_length(&state, self.store_length)?;
-        let size = encoded_len(&state);
+        let now = unix_now();
         let index_key = owner.map(|owner| self.index_key(owner));
+        let value = encode(&state, index_key.as_deref().map(|index| (index, now)))?;
+        let ttl = ttl_millis(ttl);
         let span = tracing::debug_span!(
             "flamingo_session.redis.create",
             owned = owner.is_some(),
@@ -712,33 +709,38 @@ impl RedisBackend {
                 let id = owner.map_or_else(SessionId::generate, SessionId::generate_for);
                 record.record("session", tracing::field::display(&id));
                 let redis_key = self.redis_key(&id);
-                let written = self
-                    .run("create", |mut conn| {
-                        let mut invocation = match &index_key {
-                            Some(index_key) => {
+                let written = match &index_key {
+                    Some(index_key) => {
+                        let written = self
+                            .run("create", |mut conn| {
                                 let mut invocation = self.scripts.create_owned.key(&redis_key);
-                                invocation.key(index_key);
                                 invocation
-                            }
-                            None => self.scripts.create.key(&redis_key),
-                        };
-                        invocation
-                            .arg(ttl_millis(ttl))
-                            .arg(unix_now())
-                            .arg(id.expose())
-                            .arg(SIZE_FIELD)
-                            .arg(size);
-                        for (field, value) in &state {
-                            invocation.arg(field).arg(value);
+                                    .key(index_key)
+                                    .arg(ttl)
+                                    .arg(now)
+                                    .arg(id.expose())
+                                    .arg(&value);
+                                async move { invocation.invoke_async::<i64>(&mut conn).await }
+                            })
+                            .await?;
+                        match written {
+                            1 => true,
+                            0 => false,
+                            _ => return Err(self.unexpected("create")),
                         }
-                        async move { invocation.invoke_async::<i64>(&mut conn).await }
-                    })
-                    .await?;
-                match written {
-                    1 => return Ok(id),
-                    0 => tracing::debug!("session ID collision; trying another ID"),
-                    _ => return Err(self.unexpected("create")),
+                    }
+                    None => self
+                        .run("create", |mut conn| {
+                            let command = set(&redis_key, &value, "NX", ttl);
+                            async move { command.query_async::<Option<()>>(&mut conn).await }
+                        })
+                        .await?
+                        .is_some(),
+                };
+                if written {
+                    return Ok(id);
                 }
+                tracing::debug!("session ID collision; trying another ID");
             }
             Err(BackendError::other(format!(
                 "no free session ID found in {CREATE_ATTEMPTS} attempts in Redis at {}",
@@ -800,42 +802,27 @@ impl SessionBackend for RedisBackend {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
         let span = tracing::debug_span!("flamingo_session.redis.load", session = %id);
         let redis_key = self.redis_key(id);
-        let fields = self
+        let value = self
             .run("load", |mut conn| {
                 let redis_key = &redis_key;
                 async move {
-                    redis::cmd("HGETALL")
+                    redis::cmd("GET")
                         .arg(redis_key)
-                        .query_async::<Vec<(Vec<u8>, Vec<u8>)>>(&mut conn)
+                        .query_async::<Option<Vec<u8>>>(&mut conn)
                         .await
                 }
             })
             .instrument(span)
             .await;
-        let fields = match fields {
-            Ok(fields) => fields,
-            // Corrupt (WRONGTYPE): something else (an old Flamingo gob string, say) sits at the
-            // key. Any other refusal is an outage, never a reason to start the session afresh:
-            // that would lose it.
-            Err(BackendError::Other(source)) => return Err(BackendError::Unavailable(source)),
-            Err(err) => return Err(err),
-        };
-        if fields.is_empty() {
-            return Ok(None);
+        match value {
+            Ok(Some(value)) => decode(&value).map(Some),
+            Ok(None) => Ok(None),
+            // Corrupt (WRONGTYPE): something else (a hash of an earlier version, an old Flamingo
+            // gob string) sits at the key. Any other refusal is an outage, never a reason to
+            // start the session afresh: that would lose it.
+            Err(BackendError::Other(source)) => Err(BackendError::Unavailable(source)),
+            Err(err) => Err(err),
         }
-        let mut state = SessionState::with_capacity(fields.len());
-        for (field, value) in fields {
-            let (Ok(field), Ok(value)) = (String::from_utf8(field), String::from_utf8(value))
-            else {
-                return Err(BackendError::Corrupt(
-                    "a stored session key or value is not UTF-8 text".to_owned(),
-                ));
-            };
-            if !field.starts_with(META_PREFIX) {
-                state.insert(field, value);
-            }
-        }
-        Ok(Some(state))
     }
 
     async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
@@ -850,32 +837,44 @@ impl SessionBackend for RedisBackend {
     ) -> Result<SaveOutcome, BackendError> {
         let span = tracing::debug_span!("flamingo_session.redis.save", session = %id);
         let redis_key = self.redis_key(id);
+        let ttl = ttl_millis(ttl);
         match change {
             SessionChange::Replace(state) => {
                 check_reserved(state.keys())?;
                 check_length(&state, self.store_length)?;
-                let size = encoded_len(&state);
-                let written = self
-                    .run("save", |mut conn| {
-                        let mut invocation = self.scripts.replace.key(&redis_key);
-                        invocation
-                            .arg(ttl_millis(ttl))
-                            .arg(unix_now())
-                            .arg(id.expose())
-                            .arg(SIZE_FIELD)
-                            .arg(size);
-                        for (field, value) in &state {
-                            invocation.arg(field).arg(value);
-                        }
-                        async move { invocation.invoke_async::<i64>(&mut conn).await }
+                let value = encode(&state, None)?;
+                let written = if id.is_owned_form() {
+                    let written = self
+                        .run("save", |mut conn| {
+                            let mut invocation = self.scripts.replace_owned.key(&redis_key);
+                            invocation
+                                .arg(ttl)
+                                .arg(unix_now())
+                                .arg(id.expose())
+                                .arg(&value);
+                            async move { invocation.invoke_async::<i64>(&mut conn).await }
+                        })
+                        .instrument(span)
+                        .await?;
+                    match written {
+                        1 => true,
+                        0 => false,
+                        _ => return Err(self.unexpected("save")),
+                    }
+                } else {
+                    self.run("save", |mut conn| {
+                        let command = set(&redis_key, &value, "XX", ttl);
+                        async move { command.query_async::<Option<()>>(&mut conn).await }
                     })
                     .instrument(span)
-                    .await?;
-                match written {
-                    1 => Ok(SaveOutcome::Saved),
-                    0 => Ok(SaveOutcome::Gone),
-                    _ => Err(self.unexpected("save")),
-                }
+                    .await?
+                    .is_some()
+                };
+                Ok(if written {
+                    SaveOutcome::Saved
+                } else {
+                    SaveOutcome::Gone
+                })
             }
             SessionChange::Merge { set, remove } => {
                 check_reserved(set.keys())?;
@@ -889,8 +888,7 @@ impl SessionBackend for RedisBackend {
                     .run("save", |mut conn| {
                         let mut invocation = self.scripts.merge.key(&redis_key);
                         invocation
-                            .arg(ttl_millis(ttl))
-                            .arg(SIZE_FIELD)
+                            .arg(ttl)
                             .arg(self.store_length)
                             .arg(unix_now())
                             .arg(id.expose())
@@ -919,14 +917,24 @@ impl SessionBackend for RedisBackend {
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<SaveOutcome, BackendError> {
         let span = tracing::debug_span!("flamingo_session.redis.touch", session = %id);
         let redis_key = self.redis_key(id);
+        let ttl = ttl_millis(ttl);
         let touched = self
             .run("touch", |mut conn| {
-                let mut invocation = self.scripts.touch.key(&redis_key);
-                invocation
-                    .arg(ttl_millis(ttl))
-                    .arg(unix_now())
-                    .arg(id.expose());
-                async move { invocation.invoke_async::<i64>(&mut conn).await }
+                let command = if id.is_owned_form() {
+                    let mut invocation = self.scripts.touch_owned.key(&redis_key);
+                    invocation.arg(ttl).arg(unix_now()).arg(id.expose());
+                    Touch::Owned(invocation)
+                } else {
+                    let mut command = redis::cmd("PEXPIRE");
+                    command.arg(&redis_key).arg(ttl);
+                    Touch::Plain(command)
+                };
+                async move {
+                    match command {
+                        Touch::Owned(invocation) => invocation.invoke_async::<i64>(&mut conn).await,
+                        Touch::Plain(command) => command.query_async::<i64>(&mut conn).await,
+                    }
+                }
             })
             .instrument(span)
             .await?;
@@ -1103,6 +1111,64 @@ fn check_reserved<'a>(mut keys: impl Iterator<Item = &'a String>) -> Result<(), 
         return Err(BackendError::other(RedisBackendError::ReservedKey));
     }
     Ok(())
+}
+
+/// A touch: a plain `PEXPIRE`, or the script that also keeps an owner's index.
+enum Touch<'a> {
+    Plain(Cmd),
+    Owned(redis::ScriptInvocation<'a>),
+}
+
+/// `SET key value NX|XX PX ttl`: written only if the key is new (`NX`) or still there (`XX`).
+fn set(key: &str, value: &[u8], condition: &str, ttl_millis: u64) -> Cmd {
+    let mut command = redis::cmd("SET");
+    command
+        .arg(key)
+        .arg(value)
+        .arg(condition)
+        .arg("PX")
+        .arg(ttl_millis);
+    command
+}
+
+/// A session as stored: its keys and their JSON texts, and an owner's fields first.
+struct Stored<'a> {
+    state: &'a SessionState,
+    /// The owner's index key and the creation time.
+    owner: Option<(&'a str, u64)>,
+}
+
+impl Serialize for Stored<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.state.len() + 2))?;
+        if let Some((index, created)) = self.owner {
+            map.serialize_entry(OWNER_FIELD, index)?;
+            map.serialize_entry(CREATED_FIELD, &created.to_string())?;
+        }
+        for (key, value) in self.state {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// The stored JSON object of `state`, with the owner fields when `owner` is given.
+fn encode(state: &SessionState, owner: Option<(&str, u64)>) -> Result<Vec<u8>, BackendError> {
+    serde_json::to_vec(&Stored { state, owner }).map_err(BackendError::other)
+}
+
+/// The session a stored JSON object holds, without the owner fields.
+fn decode(value: &[u8]) -> Result<SessionState, BackendError> {
+    let mut state: SessionState = serde_json::from_slice(value).map_err(|_| {
+        BackendError::Corrupt(
+            "a stored session is not a JSON object of JSON texts (flamingo.session.backend: \
+             redis)"
+                .to_owned(),
+        )
+    })?;
+    state.remove(OWNER_FIELD);
+    state.remove(CREATED_FIELD);
+    Ok(state)
 }
 
 /// A TTL in whole milliseconds, at least 1 (`PEXPIRE 0` would delete the session at once).
