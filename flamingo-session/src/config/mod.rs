@@ -55,7 +55,7 @@
 //! | `redis.host` | `redis` | `host:port` (port 6379 when left out); in cluster mode a comma-separated list of seed nodes. |
 //! | `redis.username` | unset | ACL user name; an empty string is an error. |
 //! | `redis.password` | empty | Password; empty means none. |
-//! | `redis.idle.connections` | `10` | Multiplexed connections each worker thread opens (Flamingo's pool size); at least 1. |
+//! | `redis.idle.connections` | `1` | Multiplexed connections each worker thread opens; at least 1 (Flamingo's `10` sized a pool; one multiplexed connection per thread is fastest here, BENCHMARKS.md). |
 //! | `redis.database` | `0` | Database number, 0 or more; always 0 in cluster mode. |
 //! | `redis.tls` | `false` | Connect with TLS, verifying the server against the system's roots. |
 //! | `redis.tlsCaFile` *(ours)* | unset | PEM file with the CA that signed the server's certificate (a private CA); needs TLS on. |

@@ -23,8 +23,10 @@ pub struct RedisConfig {
     pub username: Option<String>,
     /// `redis.password`. Default: empty.
     pub password: String,
-    /// `redis.idle.connections`: the multiplexed connections each worker thread opens (Flamingo's
-    /// pool size). Default: `10`.
+    /// `redis.idle.connections`: the multiplexed connections each worker thread opens. Default:
+    /// `1` (Flamingo's default of 10 sizes a pool of one-command-at-a-time connections; one
+    /// multiplexed connection carries all of a thread's commands and lets Redis read them in
+    /// batches: it measured half of Redis's CPU per request of ten, BENCHMARKS.md).
     pub idle_connections: usize,
     /// `redis.database`; ignored in cluster mode. Default: `0`.
     pub database: i64,
@@ -121,7 +123,7 @@ impl Default for RedisConfig {
             host: "redis".to_owned(),
             username: None,
             password: String::new(),
-            idle_connections: 10,
+            idle_connections: 1,
             database: 0,
             tls: false,
             tls_ca_file: None,
