@@ -143,7 +143,7 @@ fn the_yaml_block_from_flamingos_docs_loads_verbatim() {
     assert_eq!(redis.username.as_deref(), Some("my-user"));
     assert_eq!(redis.password, "my-secret-password");
     assert_eq!(redis.database, 0);
-    assert_eq!(redis.idle_connections, 1);
+    assert_eq!(redis.idle_connections, 10);
     assert!(redis.tls);
     assert!(!redis.cluster_mode);
     assert_eq!(redis.timeout, Duration::from_secs(5));
