@@ -63,7 +63,7 @@
 //! |---|---|---|
 //! | `memory` | always | bounded, per-session TTL; one process |
 //! | `file` | `file` (default) | one file per session, atomic writes, shared by processes on one host |
-//! | `redis` | `redis` (default) | one hash per session, TTL and merges in one Lua script; TLS, ACL, Cluster |
+//! | `redis` | `redis` (default) | one string per session, each read and write one command (merges one Lua script); TLS, ACL, Cluster |
 //! | `custom` | always | [`SessionsBuilder::custom_backend`] |
 //!
 //! # How a request runs

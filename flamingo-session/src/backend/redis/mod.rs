@@ -59,13 +59,13 @@
 //! # Connections
 //!
 //! Standalone, each thread that uses the backend (each actix worker) opens
-//! `redis.idle.connections` multiplexed connections ([`ConnectionManager`]) of its own on first
+//! `redis.idle.connections` multiplexed connections ([`ConnectionManager`](redis::aio::ConnectionManager)) of its own on first
 //! use and spreads its commands over them round-robin; each connection carries any number of
 //! concurrent commands. Connections live on the thread whose runtime drives them, since a
 //! connection driven from another thread costs two cross-thread wake-ups per command. A pool that checks a connection out per command (and
 //! PINGs it on every checkout, as deadpool-redis does) doubles the round trips and measured
 //! 3–5 times slower here. In cluster mode it holds as many
-//! [`ClusterConnection`]s, seeded from `redis.host`, which follow the cluster's slot map.
+//! [`ClusterConnection`](redis::cluster_async::ClusterConnection)s, seeded from `redis.host`, which follow the cluster's slot map.
 //!
 //! `redis.timeout` bounds connecting and every command: an unreachable or stalled server gives
 //! [`BackendError::Unavailable`] within it, never a hang. After an outage each connection
@@ -77,27 +77,19 @@
 //!
 //! [`load`]: SessionBackend::load
 
-use std::{
-    cell::RefCell,
-    collections::HashMap,
-    fmt,
-    future::Future,
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
-    time::Duration,
-};
+use std::{fmt, future::Future, path::PathBuf, time::Duration};
 
 use async_trait::async_trait;
-use redis::{
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    cluster::ClusterClientBuilder,
-    cluster_async::ClusterConnection,
-    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo as _, Pipeline,
-    ProtocolVersion, RedisConnectionInfo, RedisFuture, Script, ServerErrorKind, TlsCertificates,
-    Value,
-};
-use serde::ser::{Serialize, SerializeMap as _, Serializer};
+use redis::{Cmd, ErrorKind, ServerErrorKind};
 use tracing::Instrument as _;
+
+use connection::{read_ca, Conn, Connector};
+use scripts::Scripts;
+use stored::{decode, encode, META_PREFIX};
+
+mod connection;
+mod scripts;
+mod stored;
 
 use crate::{
     backend::{
@@ -105,195 +97,12 @@ use crate::{
         Leases, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionIndex, SessionOwner,
         SessionState,
     },
-    config::{ConfigError, RedisConfig, RedisConnection},
+    config::{ConfigError, RedisConfig},
 };
 
 /// How many fresh IDs [`RedisBackend`]'s `create` tries before giving up (a collision of 256-bit
 /// random IDs does not happen in practice; the bound only guards against a broken generator).
 pub const CREATE_ATTEMPTS: usize = 8;
-
-/// The prefix of the fields this backend keeps beside the data (the one
-/// [`Session`](crate::Session) reserves).
-const META_PREFIX: &str = "__flamingo.";
-/// An owned session's field holding the Redis key of its owner's index.
-const OWNER_FIELD: &str = "__flamingo.owner";
-/// An owned session's field holding the Unix second it was created.
-const CREATED_FIELD: &str = "__flamingo.created";
-
-/// The Lua function every write of an owned session ends with: the index member's score becomes
-/// now, and the index lives at least as long as the session.
-const SEEN: &str = r"
-local function seen(index, id, now, ttl)
-  redis.call('ZADD', index, now, id)
-  if redis.call('PTTL', index) < tonumber(ttl) then
-    redis.call('PEXPIRE', index, ttl)
-  end
-end
-";
-
-/// `KEYS[1]` the session, `KEYS[2]` the owner's index; `ARGV[1]` TTL in ms, `ARGV[2]` now (Unix
-/// seconds), `ARGV[3]` the session ID, `ARGV[4]` the stored object (with the owner fields).
-/// Returns 1 when written, 0 when the key already exists.
-const CREATE_OWNED_SCRIPT: &str = r"
-if not redis.call('SET', KEYS[1], ARGV[4], 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-seen(KEYS[2], ARGV[3], ARGV[2], ARGV[1])
-return 1
-";
-
-/// `KEYS[1]` an owned session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID,
-/// `ARGV[4]` the new object without owner fields. Writes it with the stored owner fields in front.
-/// Returns 1 when written, 0 when the session is not stored (it stays dead).
-const REPLACE_OWNED_SCRIPT: &str = r"
-local old = redis.call('GET', KEYS[1])
-if not old then
-  return 0
-end
-local stored = cjson.decode(old)
-local owner, value = stored['__flamingo.owner'], ARGV[4]
-if owner then
-  local head = '{' .. cjson.encode('__flamingo.owner') .. ':' .. cjson.encode(owner) .. ','
-    .. cjson.encode('__flamingo.created') .. ':' .. cjson.encode(stored['__flamingo.created'])
-  if value == '{}' then
-    value = head .. '}'
-  else
-    value = head .. ',' .. string.sub(value, 2)
-  end
-end
-redis.call('SET', KEYS[1], value, 'PX', ARGV[1])
-if owner then
-  seen(owner, ARGV[3], ARGV[2], ARGV[1])
-end
-return 1
-";
-
-/// `KEYS[1]` the session; `ARGV[1]` TTL in ms, `ARGV[2]` the size limit (0 = none), `ARGV[3]`
-/// now, `ARGV[4]` the session ID, `ARGV[5]` the number n of removed keys, `ARGV[6 .. 5+n]` those
-/// keys, then key/value pairs to set. The size is what `store.length` counts: the lengths of the
-/// keys and values that are not owner fields. Returns `{1, size}` when written, `{0, size}` when
-/// the merged state (`size` bytes) exceeds the limit and nothing was written, `{-1, 0}` when the
-/// session is not stored (it stays dead).
-const MERGE_SCRIPT: &str = r"
-local old = redis.call('GET', KEYS[1])
-if not old then
-  return {-1, 0}
-end
-local state = cjson.decode(old)
-local first_set = 6 + tonumber(ARGV[5])
-for i = 6, first_set - 1 do
-  state[ARGV[i]] = nil
-end
-for i = first_set, #ARGV, 2 do
-  state[ARGV[i]] = ARGV[i + 1]
-end
-local size, limit = 0, tonumber(ARGV[2])
-for k, v in pairs(state) do
-  if string.sub(k, 1, 11) ~= '__flamingo.' then
-    size = size + string.len(k) + string.len(v)
-  end
-end
-if limit > 0 and size > limit then
-  return {0, size}
-end
-redis.call('SET', KEYS[1], cjson.encode(state), 'PX', ARGV[1])
-local owner = state['__flamingo.owner']
-if owner then
-  seen(owner, ARGV[4], ARGV[3], ARGV[1])
-end
-return {1, size}
-";
-
-/// `KEYS[1]` an owned session; `ARGV[1]` TTL in ms, `ARGV[2]` now, `ARGV[3]` the session ID.
-/// Returns 1 when the session is stored (its TTL set), 0 when it is not.
-const TOUCH_OWNED_SCRIPT: &str = r"
-if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then
-  return 0
-end
-local owner = cjson.decode(redis.call('GET', KEYS[1]))['__flamingo.owner']
-if owner then
-  seen(owner, ARGV[3], ARGV[2], ARGV[1])
-end
-return 1
-";
-
-/// The Lua function that names a session's key from its ID (as [`RedisBackend`] does).
-const SESSION_KEY: &str = r"
-local function session_key(prefix, id)
-  return prefix .. '{' .. string.sub(id, 1, 3) .. '}' .. string.sub(id, 4)
-end
-";
-
-/// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix. Returns `{id, created, last seen, ...}`
-/// for the live sessions, oldest first, and drops the members whose session is gone. A member
-/// whose key holds something else (a session an earlier version stored as a hash) is left out
-/// of the list and kept in the index, so that ending the owner's sessions still deletes it.
-const LIST_SCRIPT: &str = r"
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local live = {}
-for i = 1, #members, 2 do
-  local value = redis.pcall('GET', session_key(ARGV[1], members[i]))
-  if not value then
-    redis.call('ZREM', KEYS[1], members[i])
-  elseif type(value) == 'string' then
-    local ok, stored = pcall(cjson.decode, value)
-    if ok and type(stored) == 'table' and stored['__flamingo.created'] then
-      live[#live + 1] = members[i]
-      live[#live + 1] = stored['__flamingo.created']
-      live[#live + 1] = members[i + 1]
-    end
-  end
-end
-return live
-";
-
-/// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix, `ARGV[2]` the session ID. Returns 1
-/// when a live session of the owner was ended, 0 otherwise.
-const END_SCRIPT: &str = r"
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
-  return 0
-end
-return redis.call('DEL', session_key(ARGV[1], ARGV[2]))
-";
-
-/// `KEYS[1]` the owner's index; `ARGV[1]` the key prefix. Deletes every session in the index
-/// and the index; returns how many sessions were live.
-const END_ALL_SCRIPT: &str = r"
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local ended = 0
-for i = 1, #members do
-  ended = ended + redis.call('DEL', session_key(ARGV[1], members[i]))
-end
-redis.call('DEL', KEYS[1])
-return ended
-";
-
-/// `KEYS[1]` the lease; `ARGV[1]` the holder, `ARGV[2]` TTL in ms. Returns 1 when taken (free,
-/// or already held by this holder), 0 when someone else holds it.
-const ACQUIRE_SCRIPT: &str = r"
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-";
-
-/// `KEYS[1]` the lease; `ARGV[1]` the holder, `ARGV[2]` TTL in ms. Returns 1 when renewed.
-const RENEW_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return 0
-end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-";
-
-/// `KEYS[1]` the lease; `ARGV[1]` the holder. Deletes the lease if this holder holds it.
-const RELEASE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
 
 /// Why the Redis backend failed; the source of [`BackendError::Unavailable`] and
 /// [`BackendError::Other`] from this backend. Messages name the host(s), never a password or a
@@ -358,73 +167,6 @@ pub enum RedisBackendError {
     },
 }
 
-/// One connection to use for a command: cheap to clone, multiplexed.
-#[derive(Clone)]
-enum Conn {
-    Standalone(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Standalone(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Standalone(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Standalone(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-struct Scripts {
-    create_owned: Script,
-    replace_owned: Script,
-    merge: Script,
-    touch_owned: Script,
-    list: Script,
-    end: Script,
-    end_all: Script,
-    acquire: Script,
-    renew: Script,
-    release: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        let with_seen = |body: &str| Script::new(&format!("{SEEN}{body}"));
-        let with_key = |body: &str| Script::new(&format!("{SESSION_KEY}{body}"));
-        Scripts {
-            create_owned: with_seen(CREATE_OWNED_SCRIPT),
-            replace_owned: with_seen(REPLACE_OWNED_SCRIPT),
-            merge: with_seen(MERGE_SCRIPT),
-            touch_owned: with_seen(TOUCH_OWNED_SCRIPT),
-            list: with_key(LIST_SCRIPT),
-            end: with_key(END_SCRIPT),
-            end_all: with_key(END_ALL_SCRIPT),
-            acquire: Script::new(ACQUIRE_SCRIPT),
-            renew: Script::new(RENEW_SCRIPT),
-            release: Script::new(RELEASE_SCRIPT),
-        }
-    }
-}
-
 /// The Redis session backend: standalone or cluster, ACL user and password, database, TLS.
 ///
 /// Build it from config with [`RedisBackend::connect`] (or let
@@ -445,7 +187,7 @@ impl Scripts {
 /// # }
 /// ```
 pub struct RedisBackend {
-    /// Tells this backend's connections apart in each thread's [`THREAD_CONNECTIONS`].
+    /// Tells this backend's connections apart in each thread's ([`connection::register`]).
     id: u64,
     connector: Connector,
     /// Connections per thread (`redis.idle.connections`).
@@ -567,13 +309,8 @@ impl RedisBackend {
             key_prefix = %key_prefix,
             "connected to Redis for sessions"
         );
-        let id = NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed);
         // The connections made here serve this thread; every other thread opens its own.
-        THREAD_CONNECTIONS.with(|map| {
-            let slot = ThreadSlot::default();
-            let _ = slot.set(ThreadConnections::new(connections));
-            map.borrow_mut().insert(id, slot)
-        });
+        let id = connection::register(connections);
         Ok(RedisBackend {
             id,
             connector,
@@ -632,25 +369,12 @@ impl RedisBackend {
     /// are per thread so that each actix worker drives its own on its own runtime: a connection
     /// made on another thread costs two cross-thread wake-ups per command (BENCHMARKS.md).
     async fn connection(&self) -> redis::RedisResult<Conn> {
-        let slot = THREAD_CONNECTIONS.with(|map| {
-            map.borrow_mut()
-                .entry(self.id)
-                .or_insert_with(ThreadSlot::default)
-                .clone()
-        });
-        let connections = slot
-            .get_or_try_init(|| async {
-                Ok::<_, redis::RedisError>(ThreadConnections::new(
-                    self.connector.connect(self.count).await?,
-                ))
-            })
-            .await?;
-        Ok(connections.next())
+        connection::next(self.id, || self.connector.connect(self.count)).await
     }
 
     /// Drops this thread's connections, so that the next command opens new ones.
     fn forget_thread_connections(&self) {
-        THREAD_CONNECTIONS.with(|map| map.borrow_mut().remove(&self.id));
+        connection::forget(self.id);
     }
 
     /// Runs `command` on the next connection within the timeout. A command that fails because
@@ -1131,206 +855,21 @@ fn set(key: &str, value: &[u8], condition: &str, ttl_millis: u64) -> Cmd {
     command
 }
 
-/// A session as stored: its keys and their JSON texts, and an owner's fields first.
-struct Stored<'a> {
-    state: &'a SessionState,
-    /// The owner's index key and the creation time.
-    owner: Option<(&'a str, u64)>,
-}
-
-impl Serialize for Stored<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.state.len() + 2))?;
-        if let Some((index, created)) = self.owner {
-            map.serialize_entry(OWNER_FIELD, index)?;
-            map.serialize_entry(CREATED_FIELD, &created.to_string())?;
-        }
-        for (key, value) in self.state {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
-    }
-}
-
-/// The stored JSON object of `state`, with the owner fields when `owner` is given.
-fn encode(state: &SessionState, owner: Option<(&str, u64)>) -> Result<Vec<u8>, BackendError> {
-    serde_json::to_vec(&Stored { state, owner }).map_err(BackendError::other)
-}
-
-/// The session a stored JSON object holds, without the owner fields.
-fn decode(value: &[u8]) -> Result<SessionState, BackendError> {
-    let mut state: SessionState = serde_json::from_slice(value).map_err(|_| {
-        BackendError::Corrupt(
-            "a stored session is not a JSON object of JSON texts (flamingo.session.backend: \
-             redis)"
-                .to_owned(),
-        )
-    })?;
-    state.remove(OWNER_FIELD);
-    state.remove(CREATED_FIELD);
-    Ok(state)
-}
-
 /// A TTL in whole milliseconds, at least 1 (`PEXPIRE 0` would delete the session at once).
 fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-async fn read_ca(path: &Path) -> Result<TlsCertificates, BackendError> {
-    let pem = tokio::fs::read(path).await.map_err(|source| {
-        BackendError::other(RedisBackendError::CaFile {
-            path: path.to_owned(),
-            source,
-        })
-    })?;
-    Ok(TlsCertificates {
-        client_tls: None,
-        root_cert: Some(pem),
-    })
-}
-
-/// Splits a `host:port` or `[v6]:port` entry (already validated by the config).
-fn split_host(entry: &str) -> (String, u16) {
-    let (host, port) = entry.rsplit_once(':').unwrap_or((entry, "6379"));
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (host.to_owned(), port.parse().unwrap_or(6379))
-}
-
-fn connection_info(entry: &str, resolved: &RedisConnection) -> redis::RedisResult<ConnectionInfo> {
-    let (host, port) = split_host(entry);
-    let addr = if resolved.tls {
-        ConnectionAddr::TcpTls {
-            host,
-            port,
-            insecure: false,
-            tls_params: None,
-        }
-    } else {
-        ConnectionAddr::Tcp(host, port)
-    };
-    let mut redis = RedisConnectionInfo::default()
-        .set_db(resolved.database)
-        .set_protocol(ProtocolVersion::RESP2);
-    if let Some(username) = &resolved.username {
-        redis = redis.set_username(username);
-    }
-    if !resolved.password.is_empty() {
-        redis = redis.set_password(&resolved.password);
-    }
-    Ok(addr.into_connection_info()?.set_redis_settings(redis))
-}
-
 impl Drop for RedisBackend {
     /// Closes this thread's connections; other threads' close when those threads end.
     fn drop(&mut self) {
-        let _ = THREAD_CONNECTIONS.try_with(|map| map.borrow_mut().remove(&self.id));
-    }
-}
-
-static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Each thread's connections, per backend.
-    static THREAD_CONNECTIONS: RefCell<HashMap<u64, ThreadSlot>> = RefCell::new(HashMap::new());
-}
-
-/// One thread's connections of one backend, made once: the requests that arrive while the
-/// first connect runs wait for it instead of each opening connections of their own.
-type ThreadSlot = std::sync::Arc<tokio::sync::OnceCell<ThreadConnections>>;
-
-/// One thread's connections of one backend, used in turn.
-struct ThreadConnections {
-    connections: Vec<Conn>,
-    next: AtomicUsize,
-}
-
-impl ThreadConnections {
-    fn new(connections: Vec<Conn>) -> Self {
-        ThreadConnections {
-            connections,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    fn next(&self) -> Conn {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.connections[i % self.connections.len()].clone()
-    }
-}
-
-/// What it takes to open connections: a client for the configured server or cluster.
-enum Connector {
-    Standalone {
-        client: redis::Client,
-        config: ConnectionManagerConfig,
-    },
-    Cluster(redis::cluster::ClusterClient),
-}
-
-impl Connector {
-    fn standalone(
-        resolved: &RedisConnection,
-        certs: Option<TlsCertificates>,
-        timeout: Duration,
-    ) -> redis::RedisResult<Connector> {
-        let info = connection_info(&resolved.hosts[0], resolved)?;
-        let client = match certs {
-            Some(certs) => redis::Client::build_with_tls(info, certs)?,
-            None => redis::Client::open(info)?,
-        };
-        // No retry loop inside a connection: a reconnect is one attempt, made when the
-        // connection is next used, so requests during an outage fail fast instead of queueing
-        // behind back-offs.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(0);
-        Ok(Connector::Standalone { client, config })
-    }
-
-    fn cluster(
-        resolved: &RedisConnection,
-        certs: Option<TlsCertificates>,
-        timeout: Duration,
-    ) -> redis::RedisResult<Connector> {
-        let seeds: Vec<ConnectionInfo> = resolved
-            .hosts
-            .iter()
-            .map(|host| connection_info(host, resolved))
-            .collect::<redis::RedisResult<_>>()?;
-        let mut builder = ClusterClientBuilder::new(seeds)
-            .connection_timeout(timeout)
-            .response_timeout(timeout);
-        if let Some(certs) = certs {
-            builder = builder.certs(certs);
-        }
-        Ok(Connector::Cluster(builder.build()?))
-    }
-
-    /// Opens `count` multiplexed connections on the current runtime.
-    async fn connect(&self, count: usize) -> redis::RedisResult<Vec<Conn>> {
-        futures_util::future::try_join_all((0..count.max(1)).map(|_| async {
-            Ok(match self {
-                Connector::Standalone { client, config } => Conn::Standalone(
-                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
-                ),
-                Connector::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
-            })
-        }))
-        .await
+        connection::forget(self.id);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_split_into_name_and_port() {
-        assert_eq!(split_host("127.0.0.1:6380"), ("127.0.0.1".to_owned(), 6380));
-        assert_eq!(split_host("[::1]:7000"), ("::1".to_owned(), 7000));
-        assert_eq!(split_host("redis"), ("redis".to_owned(), 6379));
-    }
 
     #[test]
     fn ttl_is_never_zero() {
