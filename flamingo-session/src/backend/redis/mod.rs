@@ -8,8 +8,8 @@
 //! Redis Cluster hash tag: a session of an owner ([`SessionIndex`]) has an ID that starts with
 //! the owner's [tag](SessionOwner::tag), so it lives in the same hash slot as the owner's index.
 //! The string is a JSON object whose members are the session's keys, each with its stored JSON
-//! text as a JSON string, so `redis-cli GET 'session:{abc}...'` shows readable values:
-//! `{"count":"3","cart":"[\"apple\"]"}`.
+//! text as a JSON string, so `redis-cli GET 'session:{abc}...'` shows readable values, such as
+//! `{"count":"{\"t\":\"u64\",\"v\":3}"}` for a session holding the number 3 under `count`.
 //!
 //! A session created for an owner also carries `__flamingo.owner` (its index's Redis key) and
 //! `__flamingo.created` (Unix seconds). [`load`] strips them, and the prefix `__flamingo.` is
@@ -59,13 +59,16 @@
 //! # Connections
 //!
 //! Standalone, each thread that uses the backend (each actix worker) opens
-//! `redis.idle.connections` multiplexed connections ([`ConnectionManager`](redis::aio::ConnectionManager)) of its own on first
-//! use and spreads its commands over them round-robin; each connection carries any number of
-//! concurrent commands. Connections live on the thread whose runtime drives them, since a
-//! connection driven from another thread costs two cross-thread wake-ups per command. A pool that checks a connection out per command (and
-//! PINGs it on every checkout, as deadpool-redis does) doubles the round trips and measured
-//! 3–5 times slower here. In cluster mode it holds as many
-//! [`ClusterConnection`](redis::cluster_async::ClusterConnection)s, seeded from `redis.host`, which follow the cluster's slot map.
+//! `redis.idle.connections` (default 1) multiplexed connections
+//! ([`ConnectionManager`](redis::aio::ConnectionManager)) of its own on first use and spreads its
+//! commands over them round-robin; each connection carries any number of concurrent commands, and
+//! Redis reads the commands pipelined on one connection in batches. Connections live on the
+//! thread whose runtime drives them, since a connection driven from another thread costs two
+//! cross-thread wake-ups per command. A pool that checks a connection out per command (and PINGs
+//! it on every checkout, as deadpool-redis does) doubles the round trips and measured 3–5 times
+//! slower here. In cluster mode it holds as many
+//! [`ClusterConnection`](redis::cluster_async::ClusterConnection)s, seeded from `redis.host`,
+//! which follow the cluster's slot map.
 //!
 //! `redis.timeout` bounds connecting and every command: an unreachable or stalled server gives
 //! [`BackendError::Unavailable`] within it, never a hang. After an outage each connection
