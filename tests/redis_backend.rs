@@ -131,7 +131,7 @@ async fn check_layout(
     let listed = index.list(&owner).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, owned);
-    assert!(index.end_all(&owner).await.unwrap() == 1);
+    assert_eq!(index.end_all(&owner).await.unwrap(), 1);
 }
 
 /// The JSON object stored at `redis_key` (`redis-cli GET`, with `args` first).

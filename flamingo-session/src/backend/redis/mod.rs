@@ -438,7 +438,7 @@ impl RedisBackend {
                 let redis_key = self.redis_key(&id);
                 let written = match &index_key {
                     Some(index_key) => {
-                        let written = self
+                        let reply = self
                             .run("create", |mut conn| {
                                 let mut invocation = self.scripts.create_owned.key(&redis_key);
                                 invocation
@@ -450,19 +450,9 @@ impl RedisBackend {
                                 async move { invocation.invoke_async::<i64>(&mut conn).await }
                             })
                             .await?;
-                        match written {
-                            1 => true,
-                            0 => false,
-                            _ => return Err(self.unexpected("create")),
-                        }
+                        self.written(reply, "create")?
                     }
-                    None => self
-                        .run("create", |mut conn| {
-                            let command = set(&redis_key, &value, "NX", ttl);
-                            async move { command.query_async::<Option<()>>(&mut conn).await }
-                        })
-                        .await?
-                        .is_some(),
+                    None => self.set_if("create", &redis_key, &value, "NX", ttl).await?,
                 };
                 if written {
                     return Ok(id);
@@ -509,6 +499,41 @@ impl RedisBackend {
             BackendError::other(err)
         } else {
             BackendError::unavailable(err)
+        }
+    }
+
+    /// `SET key value NX|XX PX ttl`: whether it was written, which is only if the key is new
+    /// (`NX`) or still there (`XX`).
+    async fn set_if(
+        &self,
+        operation: &'static str,
+        key: &str,
+        value: &[u8],
+        condition: &str,
+        ttl_millis: u64,
+    ) -> Result<bool, BackendError> {
+        let reply = self
+            .run(operation, |mut conn| {
+                let mut command = redis::cmd("SET");
+                command
+                    .arg(key)
+                    .arg(value)
+                    .arg(condition)
+                    .arg("PX")
+                    .arg(ttl_millis);
+                async move { command.query_async::<Option<()>>(&mut conn).await }
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    /// A write script's answer: 1 written, 0 not (the key exists, or is gone); anything else
+    /// means another program wrote there.
+    fn written(&self, reply: i64, operation: &'static str) -> Result<bool, BackendError> {
+        match reply {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(self.unexpected(operation)),
         }
     }
 
@@ -571,7 +596,7 @@ impl SessionBackend for RedisBackend {
                 check_length(&state, self.store_length)?;
                 let value = encode(&state, None)?;
                 let written = if id.is_owned_form() {
-                    let written = self
+                    let reply = self
                         .run("save", |mut conn| {
                             let mut invocation = self.scripts.replace_owned.key(&redis_key);
                             invocation
@@ -583,19 +608,11 @@ impl SessionBackend for RedisBackend {
                         })
                         .instrument(span)
                         .await?;
-                    match written {
-                        1 => true,
-                        0 => false,
-                        _ => return Err(self.unexpected("save")),
-                    }
+                    self.written(reply, "save")?
                 } else {
-                    self.run("save", |mut conn| {
-                        let command = set(&redis_key, &value, "XX", ttl);
-                        async move { command.query_async::<Option<()>>(&mut conn).await }
-                    })
-                    .instrument(span)
-                    .await?
-                    .is_some()
+                    self.set_if("save", &redis_key, &value, "XX", ttl)
+                        .instrument(span)
+                        .await?
                 };
                 Ok(if written {
                     SaveOutcome::Saved
@@ -844,18 +861,6 @@ fn check_reserved<'a>(mut keys: impl Iterator<Item = &'a String>) -> Result<(), 
 enum Touch<'a> {
     Plain(Cmd),
     Owned(redis::ScriptInvocation<'a>),
-}
-
-/// `SET key value NX|XX PX ttl`: written only if the key is new (`NX`) or still there (`XX`).
-fn set(key: &str, value: &[u8], condition: &str, ttl_millis: u64) -> Cmd {
-    let mut command = redis::cmd("SET");
-    command
-        .arg(key)
-        .arg(value)
-        .arg(condition)
-        .arg("PX")
-        .arg(ttl_millis);
-    command
 }
 
 /// A TTL in whole milliseconds, at least 1 (`PEXPIRE 0` would delete the session at once).
