@@ -181,6 +181,21 @@ async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_file() {
     .await;
 }
 
+/// The same on tmpfs, where the file backend does its I/O on the worker thread.
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_file_in_memory() {
+    let folder = tempfile::tempdir_in("/dev/shm")
+        .expect("a folder in /dev/shm, the tmpfs Linux mounts there");
+    race_on_every_mode(|mode| SessionConfig {
+        backend: BackendKind::File,
+        file: folder.path().to_path_buf(),
+        file_sync: false,
+        ..base_config(mode)
+    })
+    .await;
+}
+
 #[actix_web::test]
 async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_redis() {
     let server = RedisServer::standalone();

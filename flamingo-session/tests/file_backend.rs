@@ -720,3 +720,67 @@ async fn without_fsync_the_backend_still_passes_the_conformance_suite() {
     let backend = FileBackend::open(folder.path(), options).await.unwrap();
     flamingo_session::conformance::run(&backend, STORE_LENGTH).await;
 }
+
+/// A folder in `/dev/shm` (tmpfs on Linux): the backend runs its I/O on the worker thread there.
+#[cfg(target_os = "linux")]
+fn in_memory_folder() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    assert!(
+        shm.is_dir(),
+        "/dev/shm is missing: these tests need the tmpfs that Linux mounts there"
+    );
+    tempfile::tempdir_in(shm).expect("a folder in /dev/shm")
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_in_memory_runs_on_the_worker_thread_and_passes_the_conformance_suite() {
+    let folder = in_memory_folder();
+    let options = FileOptions {
+        sync: false,
+        ..options()
+    };
+    let backend = FileBackend::open(folder.path(), options).await.unwrap();
+    let shown = format!("{backend:?}");
+    assert!(shown.contains("in_memory: true"), "{shown}");
+    flamingo_session::conformance::run(&backend, STORE_LENGTH).await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_concurrent_merges_of_two_backends_keep_every_key() {
+    // The file lock is now taken on the worker threads: two backends (two processes) on one
+    // folder must still exclude each other without a lost merge or a stuck worker.
+    let folder = in_memory_folder();
+    let one = FileBackend::open(folder.path(), options()).await.unwrap();
+    let two = FileBackend::open(folder.path(), options()).await.unwrap();
+    let key = one.create(state(&[("start", "0")]), HOUR).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let backend = if i % 2 == 0 { one.clone() } else { two.clone() };
+            let key = key.clone();
+            tokio::spawn(async move {
+                let name = format!("task{i}");
+                backend
+                    .save(&key, merge(&[(&name, &i.to_string())]), HOUR)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), SaveOutcome::Saved);
+    }
+    let stored = two.load(&key).await.unwrap().expect("the session exists");
+    assert_eq!(stored.len(), 201, "lost merges");
+    for i in 0..200 {
+        assert_eq!(stored[&format!("task{i}")], i.to_string());
+    }
+    one.delete(&key).await.unwrap();
+    assert_eq!(
+        two.save(&key, merge(&[("late", "1")]), HOUR).await.unwrap(),
+        SaveOutcome::Gone,
+        "a deleted session stays dead"
+    );
+    assert_eq!(one.load(&key).await.unwrap(), None);
+}

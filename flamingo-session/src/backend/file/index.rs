@@ -60,7 +60,7 @@ impl Folder {
 
     /// Reads an owner's index (empty when there is none). Call under its lock.
     fn read_index(&self, owner_key: &str) -> Result<IndexFile, BackendError> {
-        match fs::read(self.index_path(owner_key)) {
+        match super::read_whole(&self.index_path(owner_key)) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
                 BackendError::Corrupt(format!("an owner's session index is not valid: {err}"))
             }),
@@ -168,7 +168,7 @@ impl Folder {
 
     /// Reads a lease; `None` when there is none. Call under its lock.
     fn read_lease(&self, key: &str) -> Result<Option<LeaseFile>, BackendError> {
-        match fs::read(self.lease_path(key)) {
+        match super::read_whole(&self.lease_path(key)) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(self.error("read a lease", err)),

@@ -24,8 +24,13 @@
 //!   session, applies the change and writes the result while holding an in-process lock and an
 //!   advisory file lock (`flock`) on one of 256 lock files (`.lock-00` to `.lock-ff`) in the
 //!   folder, so several processes may share one folder.
-//! - **Never blocks the runtime.** Every operation runs its file I/O in one
-//!   [`spawn_blocking`](tokio::task::spawn_blocking) task.
+//! - **Never waits for a device on the runtime.** In a folder on a disk or a network file system
+//!   every operation runs its file I/O in one [`spawn_blocking`](tokio::task::spawn_blocking)
+//!   task. In a folder held in memory (tmpfs or ramfs, such as `/dev/shm`), where no system call
+//!   waits for a device, a session's load, create, save, touch and delete run their few system
+//!   calls on the worker thread instead: that is cheaper than the hand-off to the blocking pool
+//!   and back (BENCHMARKS.md). The cleanup, the health check and the owner index always run on
+//!   the blocking pool.
 //! - **Expired files are removed**: lazily when loaded, and by a background task every
 //!   `flamingo.session.fileCleanupInterval` (Flamingo never removes them).
 //! - **An owner's index** ([`SessionIndex`]) is one file, `.owner-<owner key>.json`, mapping
@@ -72,6 +77,8 @@ const LOCK_PREFIX: &str = ".lock-";
 const LOCK_SHARDS: usize = 256;
 /// Temporary files older than this are left over from a crash and are removed by the cleanup.
 const STALE_TMP_AGE: Duration = Duration::from_secs(60);
+/// The first buffer for reading a file: most sessions fit.
+const READ_CAPACITY: usize = 8 * 1024;
 /// How often `create` tries a fresh key before giving up (a collision of 256-bit keys does not
 /// happen in practice).
 const CREATE_ATTEMPTS: usize = 8;
@@ -165,6 +172,7 @@ impl fmt::Debug for FileBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileBackend")
             .field("folder", &self.inner.folder.dir)
+            .field("in_memory", &self.inner.folder.in_memory)
             .field("store_length", &self.inner.store_length)
             .field("cleanup", &self.inner.cleanup.is_some())
             .finish()
@@ -260,7 +268,20 @@ impl FileBackend {
         Ok(report.sessions)
     }
 
-    /// The in-process lock shard of a session.
+    /// Runs the blocking `work` of one session operation: on the worker thread when the folder
+    /// is in memory (see [`Folder::in_memory`]), on Tokio's blocking pool otherwise.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Folder) -> Result<T, BackendError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        if self.inner.folder.in_memory {
+            work(&self.inner.folder)
+        } else {
+            let folder = Arc::clone(&self.inner.folder);
+            run_blocking(move || work(&folder)).await
+        }
+    }
+
     /// Runs the blocking `work` on session `id` under its shard's in-process lock (the file lock
     /// is taken inside `work`), in a span naming the operation and the session's hash.
     async fn locked<T: Send + 'static>(
@@ -276,8 +297,7 @@ impl FileBackend {
             .lock()
             .instrument(span.clone())
             .await;
-        let folder = Arc::clone(&self.inner.folder);
-        run_blocking(move || work(&folder, &id))
+        self.run(move |folder| work(folder, &id))
             .instrument(span)
             .await
     }
@@ -296,8 +316,7 @@ impl SessionBackend for FileBackend {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
         let id = FileId::new(id);
         let span = tracing::debug_span!("flamingo_session.file.load", session = %id.hash);
-        let folder = Arc::clone(&self.inner.folder);
-        run_blocking(move || folder.load(&id))
+        self.run(move |folder| folder.load(&id))
             .instrument(span)
             .await
     }
@@ -308,10 +327,9 @@ impl SessionBackend for FileBackend {
             session = tracing::field::Empty
         );
         check_length(&state, self.inner.store_length)?;
-        let folder = Arc::clone(&self.inner.folder);
         let expires = expiry(ttl);
         let task_span = span.clone();
-        run_blocking(move || {
+        self.run(move |folder| {
             let bytes = encode(expires, &state)?;
             for _ in 0..CREATE_ATTEMPTS {
                 let id = FileId::new(&SessionId::generate());
@@ -424,6 +442,12 @@ struct Folder {
     dir: PathBuf,
     /// `fsync` each written file before the rename.
     sync: bool,
+    /// The folder is on a file system held in memory (tmpfs or ramfs, on Linux), where no
+    /// operation waits for a device: a session's load or write is a few system calls of some
+    /// microseconds each, cheaper than handing it to Tokio's blocking pool and back (measured in
+    /// BENCHMARKS.md), so it runs on the worker thread. Elsewhere (a disk, a network file system)
+    /// an operation can wait for the device and runs on the blocking pool.
+    in_memory: bool,
 }
 
 impl Folder {
@@ -451,7 +475,18 @@ impl Folder {
                 source: io::Error::other("not a folder"),
             })));
         }
-        Ok(Folder { dir, sync })
+        let in_memory = in_memory(&dir);
+        tracing::debug!(
+            folder = %dir.display(),
+            in_memory,
+            "session folder opened; file I/O runs {}",
+            if in_memory { "on the worker thread" } else { "on the blocking pool" }
+        );
+        Ok(Folder {
+            dir,
+            sync,
+            in_memory,
+        })
     }
 
     fn error(&self, action: &'static str, source: io::Error) -> BackendError {
@@ -488,7 +523,7 @@ impl Folder {
 
     /// Reads and decodes a session file: `None` when there is none.
     fn read(&self, path: &Path) -> Result<Option<(u64, SessionState)>, BackendError> {
-        match fs::read(path) {
+        match read_whole(path) {
             Ok(bytes) => decode(&bytes).map(Some),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(self.error("read a session file", err)),
@@ -607,7 +642,7 @@ impl Folder {
     fn remove_if_expired(&self, id: &FileId) -> Result<bool, BackendError> {
         let path = self.session_path(id);
         let _lock = self.lock(id.shard)?;
-        let expires = match fs::read(&path) {
+        let expires = match read_whole(&path) {
             Ok(bytes) => decode_header(&bytes)?.expires,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(err) => return Err(self.error("read a session file", err)),
@@ -653,7 +688,7 @@ impl Folder {
             let Ok(key) = SessionId::parse(key) else {
                 continue;
             };
-            let header = match fs::read(entry.path()) {
+            let header = match read_whole(&entry.path()) {
                 Ok(bytes) => decode_header(&bytes),
                 Err(_) => continue, // removed meanwhile, or unreadable: not ours to judge now
             };
@@ -758,6 +793,25 @@ fn start_cleanup(folder: &Arc<Folder>, interval: Duration) -> Option<tokio::task
     Some(task.abort_handle())
 }
 
+/// Whether `dir` is on a file system held in memory (tmpfs or ramfs).
+#[cfg(target_os = "linux")]
+fn in_memory(dir: &Path) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    rustix::fs::statfs(dir).is_ok_and(|fs| {
+        // `f_type`'s integer type differs between targets.
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        let kind = fs.f_type as u64;
+        kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+    })
+}
+
+/// Whether `dir` is on a file system held in memory: not known off Linux, so never assumed.
+#[cfg(not(target_os = "linux"))]
+fn in_memory(_dir: &Path) -> bool {
+    false
+}
+
 /// Runs blocking file work on Tokio's blocking pool.
 async fn run_blocking<T, F>(work: F) -> Result<T, BackendError>
 where
@@ -768,6 +822,17 @@ where
     tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|err| BackendError::other(format!("a file session task failed: {err}")))?
+}
+
+/// Reads a whole file: as [`fs::read`] but without asking the file's size first, which saves a
+/// system call on every read of a session (a few microseconds here, see BENCHMARKS.md). A session
+/// file of a few kilobytes takes one read and one more that finds the end.
+pub(super) fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let mut bytes = Vec::with_capacity(READ_CAPACITY);
+    // `Read for &File` would ask for the size itself; `take` reads without the hint.
+    io::Read::read_to_end(&mut io::Read::take(&file, u64::MAX), &mut bytes)?;
+    Ok(bytes)
 }
 
 fn now_ms() -> u64 {
@@ -871,7 +936,7 @@ fn decode(bytes: &[u8]) -> Result<(u64, SessionState), BackendError> {
 
 /// The expiry of the session file at `path`; `None` when there is none.
 fn read_header_expiry(folder: &Folder, path: &Path) -> Result<Option<u64>, BackendError> {
-    match fs::read(path) {
+    match read_whole(path) {
         Ok(bytes) => decode_header(&bytes).map(|header| Some(header.expires)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(folder.error("read a session file", err)),
