@@ -94,10 +94,12 @@ impl CookieCodec {
     /// The ticket in a cookie value, `None` for anything not signed by us.
     pub(crate) fn open(&self, value: &str) -> Option<Ticket> {
         let (payload, tag) = value.rsplit_once('.')?;
-        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(tag)
+        // An HMAC-SHA256 tag is 32 bytes; a longer one fails to decode into the buffer.
+        let mut decoded = [0u8; 32];
+        let len = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(tag, &mut decoded)
             .ok()?;
-        self.mac(payload).verify_slice(&tag).ok()?;
+        self.mac(payload).verify_slice(&decoded[..len]).ok()?;
         let mut parts = payload.split('.');
         let id = SessionId::parse(parts.next()?).ok()?;
         let created = parts.next()?.parse().ok()?;

@@ -246,7 +246,7 @@ impl Shared {
     pub(crate) async fn commit(&self, mut state: State) -> Result<CookieAction, CommitError> {
         let now = unix_now();
         let changed = state.cleared || !state.dirty.is_empty();
-        let old = state.ticket.clone();
+        let old = state.ticket.take();
         if state.purged {
             if let Some(old) = &old {
                 self.backend
