@@ -254,7 +254,13 @@ impl Session {
             Backing::Own(state) => {
                 let mut state = state.borrow_mut();
                 state.mark(key);
-                state.data.insert(key.to_owned(), text);
+                // Overwriting a key keeps its stored name: no allocation for it.
+                match state.data.get_mut(key) {
+                    Some(value) => *value = text,
+                    None => {
+                        state.data.insert(key.to_owned(), text);
+                    }
+                }
             }
             Backing::Actix(session) => {
                 // A RawValue serialises as the JSON text it holds: actix-session stores it as is.
