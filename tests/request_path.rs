@@ -169,16 +169,21 @@ async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_memory()
     race_on_every_mode(base_config).await;
 }
 
-#[actix_web::test]
-async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_file() {
-    let folder = tempfile::tempdir().unwrap();
+/// The logout race on a file backend in `folder`, without `fsync`.
+async fn race_on_file(folder: &std::path::Path) {
     race_on_every_mode(|mode| SessionConfig {
         backend: BackendKind::File,
-        file: folder.path().to_path_buf(),
+        file: folder.to_path_buf(),
         file_sync: false,
         ..base_config(mode)
     })
     .await;
+}
+
+#[actix_web::test]
+async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_file() {
+    let folder = tempfile::tempdir().unwrap();
+    race_on_file(folder.path()).await;
 }
 
 /// The same on tmpfs, where the file backend does its I/O on the worker thread.
@@ -187,13 +192,7 @@ async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_file() {
 async fn a_request_in_flight_across_a_logout_leaves_the_session_dead_on_file_in_memory() {
     let folder = tempfile::tempdir_in("/dev/shm")
         .expect("a folder in /dev/shm, the tmpfs Linux mounts there");
-    race_on_every_mode(|mode| SessionConfig {
-        backend: BackendKind::File,
-        file: folder.path().to_path_buf(),
-        file_sync: false,
-        ..base_config(mode)
-    })
-    .await;
+    race_on_file(folder.path()).await;
 }
 
 #[actix_web::test]

@@ -537,39 +537,44 @@ async fn backends_sharing_a_folder_and_a_restart_see_the_same_sessions() {
     assert_eq!(restarted.load(&key).await.unwrap(), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_merges_into_one_session_keep_every_key() {
-    let folder = tempfile::tempdir().unwrap();
-    // Two backends on one folder stand for two processes: only the file lock keeps them apart.
-    let one = FileBackend::open(folder.path(), options()).await.unwrap();
-    let two = FileBackend::open(folder.path(), options()).await.unwrap();
+/// Merges `tasks` keys into one session at once, alternating between two backends on one
+/// folder (two processes: only the file lock keeps them apart); checks that none is lost and
+/// answers the session's key.
+async fn merge_concurrently(one: &FileBackend, two: &FileBackend, tasks: usize) -> SessionId {
     let key = one.create(state(&[("start", "0")]), HOUR).await.unwrap();
-    let tasks: Vec<_> = (0..64)
+    let tasks: Vec<_> = (0..tasks)
         .map(|i| {
             let backend = if i % 2 == 0 { one.clone() } else { two.clone() };
             let key = key.clone();
             tokio::spawn(async move {
                 let name = format!("task{i}");
                 let value = i.to_string();
-                assert_eq!(
-                    backend
-                        .save(&key, merge(&[(&name, &value)]), HOUR)
-                        .await
-                        .unwrap(),
-                    SaveOutcome::Saved
-                );
+                backend
+                    .save(&key, merge(&[(&name, &value)]), HOUR)
+                    .await
+                    .unwrap()
             })
         })
         .collect();
+    let count = tasks.len();
     for task in tasks {
-        task.await.unwrap();
+        assert_eq!(task.await.unwrap(), SaveOutcome::Saved);
     }
-    let stored = one.load(&key).await.unwrap().expect("the session exists");
+    let stored = two.load(&key).await.unwrap().expect("the session exists");
     let names: HashSet<&str> = stored.keys().map(String::as_str).collect();
-    assert_eq!(names.len(), 65, "lost merges: {names:?}");
-    for i in 0..64 {
+    assert_eq!(names.len(), count + 1, "lost merges: {names:?}");
+    for i in 0..count {
         assert_eq!(stored[&format!("task{i}")], i.to_string());
     }
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_merges_into_one_session_keep_every_key() {
+    let folder = tempfile::tempdir().unwrap();
+    let one = FileBackend::open(folder.path(), options()).await.unwrap();
+    let two = FileBackend::open(folder.path(), options()).await.unwrap();
+    merge_concurrently(&one, &two, 64).await;
 }
 
 #[cfg(unix)]
@@ -754,28 +759,7 @@ async fn in_memory_concurrent_merges_of_two_backends_keep_every_key() {
     let folder = in_memory_folder();
     let one = FileBackend::open(folder.path(), options()).await.unwrap();
     let two = FileBackend::open(folder.path(), options()).await.unwrap();
-    let key = one.create(state(&[("start", "0")]), HOUR).await.unwrap();
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let backend = if i % 2 == 0 { one.clone() } else { two.clone() };
-            let key = key.clone();
-            tokio::spawn(async move {
-                let name = format!("task{i}");
-                backend
-                    .save(&key, merge(&[(&name, &i.to_string())]), HOUR)
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), SaveOutcome::Saved);
-    }
-    let stored = two.load(&key).await.unwrap().expect("the session exists");
-    assert_eq!(stored.len(), 201, "lost merges");
-    for i in 0..200 {
-        assert_eq!(stored[&format!("task{i}")], i.to_string());
-    }
+    let key = merge_concurrently(&one, &two, 200).await;
     one.delete(&key).await.unwrap();
     assert_eq!(
         two.save(&key, merge(&[("late", "1")]), HOUR).await.unwrap(),

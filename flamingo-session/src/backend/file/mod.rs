@@ -642,10 +642,8 @@ impl Folder {
     fn remove_if_expired(&self, id: &FileId) -> Result<bool, BackendError> {
         let path = self.session_path(id);
         let _lock = self.lock(id.shard)?;
-        let expires = match read_whole(&path) {
-            Ok(bytes) => decode_header(&bytes)?.expires,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(err) => return Err(self.error("read a session file", err)),
+        let Some(expires) = read_header_expiry(self, &path)? else {
+            return Ok(false);
         };
         if expires > now_ms() {
             return Ok(false);
