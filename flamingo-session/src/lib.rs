@@ -104,7 +104,7 @@
 //! `flamingo.session.saveMode` decides how a request's changes are written: `Always` replaces the
 //! stored session (last writer wins), `OnWrite` and `OnRead` merge only the keys the request
 //! wrote (or read), atomically in every backend, so concurrent requests lose nothing.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -144,11 +144,12 @@ async fn keys_that_are_not_session_keys_never_name_a_path() {
     assert_eq!(backend.touch(&id, ttl).await.unwrap(), SaveOutcome::Gone);
     backend.delete(&id).await.unwrap();
     // Nothing was written anywhere: not next to the folder, and no session in it (only the
-    // lock file the save and touch took).
+    // shared lock table and this backend's holder file).
     assert_eq!(file_names(root.path()), ["sessions"]);
-    assert!(file_names(backend.dir())
-        .iter()
-        .all(|name| name.starts_with(".lock-")));
+    let names = file_names(backend.dir());
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], ".holder-".to_owned() + &names[0][8..]);
+    assert_eq!(names[1], ".table-v2");
 }
 
 #[tokio::test]
@@ -164,13 +165,20 @@ async fn values_are_embedded_as_json_and_round_trip_exactly() {
         ("not json", "plain text"),
         ("padded", " 1 "),
         ("unicode", r#""grüße 🐦""#),
+        ("pretty", "{\n  \"a\": 1\n}"),
     ]);
     let key = backend.create(stored.clone(), HOUR).await.unwrap();
-    assert_eq!(backend.load(&key).await.unwrap(), Some(stored));
+    assert_eq!(backend.load(&key).await.unwrap(), Some(stored.clone()));
+    // Read back by another backend, which has nothing in memory.
+    let other = FileBackend::open(folder.path(), options()).await.unwrap();
+    assert_eq!(other.load(&key).await.unwrap(), Some(stored));
 
     let text = fs::read_to_string(session_file(&backend, &key)).unwrap();
+    assert_eq!(text.lines().count(), 1, "one record, on one line: {text}");
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(file["v"], 1);
+    assert_eq!(file["v"], 2);
+    // A value with a line break is kept as text, so that the record stays on its line.
+    assert_eq!(file["text"]["pretty"], "{\n  \"a\": 1\n}");
     assert!(file["expires"].as_u64().unwrap() > 0);
     // The JSON value is embedded as JSON, not as a string holding escaped JSON.
     assert_eq!(file["state"]["user"]["v"]["name"], "Ada");
@@ -187,7 +195,7 @@ async fn corrupt_files_are_reported_as_corrupt() {
         b"{\"v\":1,\"expires\":99999999999999,\"state\":{\"a\":1",
         b"",
         b"\x00\x01garbage",
-        b"{\"v\":2,\"expires\":99999999999999,\"state\":{}}",
+        b"{\"v\":3,\"expires\":99999999999999,\"state\":{}}\n",
         b"{\"v\":1,\"expires\":\"soon\",\"state\":{}}",
     ];
     for content in cases {
@@ -379,6 +387,21 @@ fn kill_9_during_writes_leaves_no_torn_file() {
             readable >= 16,
             "the 16 sessions written before `ready` are all readable"
         );
+        // Every session takes writes again: a slot lock the child held when it was killed is
+        // taken over, and a record it left half written is skipped.
+        for key in &keys {
+            if backend.load(key).await.unwrap().is_none() {
+                continue;
+            }
+            let saved = backend.save(key, merge(&[("after", "1")]), HOUR).await;
+            assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+        }
+        let fresh = FileBackend::open(&dir, options()).await.unwrap();
+        for key in &keys {
+            if let Some(state) = fresh.load(key).await.unwrap() {
+                assert_eq!(state.get("after").map(String::as_str), Some("1"));
+            }
+        }
     });
 }
 
@@ -691,21 +714,25 @@ async fn health_is_down_when_the_folder_is_unwritable_or_gone() {
         assert!(!status.alive, "{status:?}");
         assert!(status.details.contains("not writable"), "{status:?}");
         println!("health of an unwritable folder: {}", status.details);
-        // Reads still work; writes fail as unavailable and keep the stored state.
+        // Reads still work, and so do writes to an existing session, which append to its
+        // file; a new session cannot be created and fails as unavailable.
         assert_eq!(
             backend.load(&key).await.unwrap(),
             Some(state(&[("a", "1")]))
         );
         let saved = backend.save(&key, merge(&[("b", "2")]), HOUR).await;
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+        let created = backend.create(state(&[("c", "3")]), HOUR).await;
         assert!(
-            matches!(saved, Err(BackendError::Unavailable(_))),
-            "{saved:?}"
+            matches!(created, Err(BackendError::Unavailable(_))),
+            "{created:?}"
         );
-        assert!(!saved.unwrap_err().to_string().contains(key.expose()));
+        assert_eq!(session_keys(&dir), std::slice::from_ref(&key));
     }
+    let other = FileBackend::open(&dir, options()).await.unwrap();
     assert_eq!(
-        backend.load(&key).await.unwrap(),
-        Some(state(&[("a", "1")]))
+        other.load(&key).await.unwrap(),
+        Some(state(&[("a", "1"), ("b", "2")]))
     );
     assert!(backend.health().await.alive);
 
@@ -767,4 +794,105 @@ async fn in_memory_concurrent_merges_of_two_backends_keep_every_key() {
         "a deleted session stays dead"
     );
     assert_eq!(one.load(&key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_session_another_backend_changed_or_ended_is_read_again() {
+    let folder = tempfile::tempdir().unwrap();
+    let one = FileBackend::open(folder.path(), options()).await.unwrap();
+    let two = FileBackend::open(folder.path(), options()).await.unwrap();
+    let key = one.create(state(&[("n", "1")]), HOUR).await.unwrap();
+    // Both remember it now.
+    assert_eq!(one.load(&key).await.unwrap(), Some(state(&[("n", "1")])));
+    assert_eq!(two.load(&key).await.unwrap(), Some(state(&[("n", "1")])));
+
+    for n in 2..20 {
+        let (writer, reader) = if n % 2 == 0 {
+            (&two, &one)
+        } else {
+            (&one, &two)
+        };
+        let value = n.to_string();
+        let saved = writer.save(&key, merge(&[("n", &value)]), HOUR).await;
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+        assert_eq!(
+            reader.load(&key).await.unwrap(),
+            Some(state(&[("n", &value)])),
+            "the other backend sees write {n}"
+        );
+    }
+    // A replace, then an end through the other backend: the first one's memory of it is void.
+    let replace = SessionChange::Replace(state(&[("only", "1")]));
+    assert_eq!(
+        two.save(&key, replace, HOUR).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(one.load(&key).await.unwrap(), Some(state(&[("only", "1")])));
+    two.delete(&key).await.unwrap();
+    assert_eq!(one.load(&key).await.unwrap(), None);
+    let late = one.save(&key, merge(&[("late", "1")]), HOUR).await;
+    assert_eq!(late.unwrap(), SaveOutcome::Gone);
+    assert_eq!(one.touch(&key, HOUR).await.unwrap(), SaveOutcome::Gone);
+    assert!(!session_file(&one, &key).exists(), "nothing recreated it");
+}
+
+#[tokio::test]
+async fn a_half_written_record_is_skipped_and_files_stay_short() {
+    let folder = tempfile::tempdir().unwrap();
+    let backend = FileBackend::open(folder.path(), options()).await.unwrap();
+    let key = backend.create(state(&[("n", "0")]), HOUR).await.unwrap();
+    let path = session_file(&backend, &key);
+    for n in 1..=500 {
+        let value = n.to_string();
+        let saved = backend.save(&key, merge(&[("n", &value)]), HOUR).await;
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    }
+    let len = fs::metadata(&path).unwrap().len();
+    assert!(len < 16 * 1024, "500 writes left a file of {len} bytes");
+    let text = fs::read_to_string(&path).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["state"]["n"], 500,
+        "the last line is the newest record"
+    );
+
+    // A writer killed in the middle of an append leaves part of a record after the last line.
+    let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"\n{\"v\":2,\"expires\":99999999999999,\"state\":{\"n\":9")
+        .unwrap();
+    drop(file);
+    let other = FileBackend::open(folder.path(), options()).await.unwrap();
+    assert_eq!(
+        other.load(&key).await.unwrap(),
+        Some(state(&[("n", "500")]))
+    );
+    // The next write lands on a line of its own, after the broken one.
+    let saved = backend.save(&key, merge(&[("n", "501")]), HOUR).await;
+    assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    let fresh = FileBackend::open(folder.path(), options()).await.unwrap();
+    assert_eq!(
+        fresh.load(&key).await.unwrap(),
+        Some(state(&[("n", "501")]))
+    );
+}
+
+#[tokio::test]
+async fn a_file_of_format_version_1_is_read_and_written() {
+    let folder = tempfile::tempdir().unwrap();
+    let backend = FileBackend::open(folder.path(), options()).await.unwrap();
+    let key = SessionId::generate();
+    let path = session_file(&backend, &key);
+    // What the previous version wrote: one object, no line break.
+    fs::write(
+        &path,
+        r#"{"v":1,"expires":99999999999999,"state":{"n":{"t":"u64","v":3}},"text":{"t":"x"}}"#,
+    )
+    .unwrap();
+    let old = state(&[("n", r#"{"t":"u64","v":3}"#), ("t", "x")]);
+    assert_eq!(backend.load(&key).await.unwrap(), Some(old));
+    let saved = backend.save(&key, merge(&[("m", "1")]), HOUR).await;
+    assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    let other = FileBackend::open(folder.path(), options()).await.unwrap();
+    let new = state(&[("n", r#"{"t":"u64","v":3}"#), ("t", "x"), ("m", "1")]);
+    assert_eq!(other.load(&key).await.unwrap(), Some(new));
 }

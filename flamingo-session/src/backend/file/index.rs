@@ -14,7 +14,7 @@ use sha2::Digest as _;
 use tracing::Instrument as _;
 
 use super::{
-    encode, expiry, now_ms, read_header_expiry, run_blocking, FileBackend, FileId, Folder,
+    expiry, now_ms, read_header_expiry, run_blocking, FileBackend, FileId, Folder, Record,
     WriteMode,
 };
 use crate::backend::{
@@ -99,17 +99,6 @@ impl Folder {
             .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |since| since.as_secs());
         Ok(Some(modified))
-    }
-
-    /// Removes a session file under its lock; `true` when it was live.
-    fn end_session(&self, id: &FileId) -> Result<bool, BackendError> {
-        let path = self.session_path(id);
-        let _lock = self.lock(id.shard)?;
-        let live = read_header_expiry(self, &path)?.is_some_and(|expires| expires > now_ms());
-        fs::remove_file(&path)
-            .or_else(super::not_found_ok)
-            .map_err(|err| self.error("remove a session file", err))?;
-        Ok(live)
     }
 
     /// Lists an owner's live sessions and drops the dead ones from its index.
@@ -231,13 +220,13 @@ impl SessionIndex for FileBackend {
         let owner = owner.clone();
         let expires = expiry(ttl);
         self.blocking("create_owned", move |folder| {
-            let bytes = encode(expires, &state)?;
+            let record = Record::encode(expires, &state)?;
             let key = owner.key();
             let _lock = folder.index_lock(key)?;
             let mut index = folder.read_index(key)?;
             for _ in 0..super::CREATE_ATTEMPTS {
                 let id = FileId::new(&SessionId::generate_for(&owner));
-                if folder.write(&id, &bytes, WriteMode::NoClobber)? {
+                if folder.create_session(&id, &record, &state, expires)? {
                     index
                         .sessions
                         .insert(id.key.expose().to_owned(), unix_now());

@@ -1,41 +1,59 @@
 //! The file backend: one file per session in a folder (`flamingo.session.backend: file`).
 //!
 //! Each session lives in `session_<id>.json` inside the folder `flamingo.session.file`
-//! (Flamingo's default: `/sessions`). The file holds the expiry time and the session's values:
+//! (Flamingo's default: `/sessions`). The file is a list of records, one JSON object per line,
+//! each holding an expiry time and the session's values. The last complete line is the session:
 //!
 //! ```json
-//! {"v":1,"expires":1767225600000,"state":{"user":{"t":"app::User","v":{"name":"Ada"}}}}
+//! {"v":2,"expires":1767225600000,"state":{"user":{"t":"app::User","v":{"name":"Ada"}}}}
+//! {"v":2,"expires":1767229200000,"state":{"user":{"t":"app::User","v":{"name":"Ada"}},"n":{"t":"u64","v":1}}}
 //! ```
 //!
 //! `expires` is a Unix time in milliseconds; each value is the stored JSON text embedded as JSON
-//! (not a string holding escaped JSON), so a file is easy to read by a person.
+//! (not a string holding escaped JSON), so a file is easy to read by a person. A write appends one
+//! line; once a file grows past four times its newest record plus 8 KiB, the next write replaces it
+//! with a file holding only that record. Files of format version 1 (one object, no line break) are
+//! still read.
 //!
 //! # Guarantees
 //!
-//! - **Atomic writes.** A write goes to a temporary file in the same folder, is flushed to disk
-//!   and renamed over the session file, so a crash or `kill -9` in the middle of a write leaves
-//!   either the old or the new file, never a torn one. Temporary files left by a crash are removed
-//!   by the cleanup task once they are a minute old.
+//! - **No torn session.** A new session and a rewritten file go to a temporary file in the same
+//!   folder, are flushed to disk and renamed over the session file. An appended record starts with
+//!   a line break and is only the session once its closing line break is written; a record cut
+//!   short by a crash or `kill -9` is skipped when the file is read, and the next write lands on a
+//!   line of its own. Temporary files left by a crash are removed by the cleanup task once they are
+//!   a minute old.
 //! - **No path escapes.** A file is named by a [`SessionId`], whose characters are
 //!   `[A-Za-z0-9_-]` only, so no ID can name a path outside the folder.
 //! - **A dead session stays dead.** A save or touch of a session whose file is gone or expired
 //!   writes nothing and answers [`SaveOutcome::Gone`], under the same locks as every write.
-//! - **Atomic merges, also across processes.** A [`SessionChange::Merge`] re-reads the stored
-//!   session, applies the change and writes the result while holding an in-process lock and an
-//!   advisory file lock (`flock`) on one of 256 lock files (`.lock-00` to `.lock-ff`) in the
-//!   folder, so several processes may share one folder.
+//! - **Atomic merges, also across processes on one machine.** The folder holds a table shared by
+//!   every process that uses it (`.table-v2`, mapped into each one's memory): for each of 65,536
+//!   slots a lock and a version. A session's writes and removal happen under its slot's lock and
+//!   bump the slot's version. A [`SessionChange::Merge`] applies the change to the stored session
+//!   under that lock, so no key is lost to a concurrent writer in any process. A process that is
+//!   killed while holding a slot's lock loses it after 200 ms: each process holds an advisory file
+//!   lock on its own `.holder-<token>` file, and a waiter that finds that file unlocked takes the
+//!   slot over. Shared memory is not shared between machines: several machines need the Redis
+//!   backend, not a network folder.
+//! - **Reads from memory while nothing changed.** Each process remembers the sessions it last
+//!   read or wrote (up to 4,096 sessions and 32 MiB) with their slot's version, and keeps up to
+//!   64 of their files open for appending. While the version is unchanged, a load is answered from
+//!   memory without a system call and a write appends without reading the file first; any change
+//!   by any process makes the next load read the file again. Removing or editing session files by
+//!   hand while processes use the folder is not seen by them.
 //! - **Never waits for a device on the runtime.** In a folder on a disk or a network file system
-//!   every operation runs its file I/O in one [`spawn_blocking`](tokio::task::spawn_blocking)
-//!   task. In a folder held in memory (tmpfs or ramfs, such as `/dev/shm`), where no system call
-//!   waits for a device, a session's load, create, save, touch and delete run their few system
-//!   calls on the worker thread instead: that is cheaper than the hand-off to the blocking pool
-//!   and back (BENCHMARKS.md). The cleanup, the health check and the owner index always run on
-//!   the blocking pool.
+//!   every operation that does file I/O runs it in one
+//!   [`spawn_blocking`](tokio::task::spawn_blocking) task. In a folder held in memory (tmpfs or
+//!   ramfs, such as `/dev/shm`), where no system call waits for a device, a session's load,
+//!   create, save, touch and delete run their few system calls on the worker thread instead: that
+//!   is cheaper than the hand-off to the blocking pool and back (BENCHMARKS.md). The cleanup, the
+//!   health check and the owner index always run on the blocking pool.
 //! - **Expired files are removed**: lazily when loaded, and by a background task every
 //!   `flamingo.session.fileCleanupInterval` (Flamingo never removes them).
 //! - **An owner's index** ([`SessionIndex`]) is one file, `.owner-<owner key>.json`, mapping
-//!   each session ID to its creation time; it is read and written under one of 256 more lock
-//!   files (`.ilock-00` to `.ilock-ff`), taken before a session's lock, so that ending all of an
+//!   each session ID to its creation time; it is read and written under one of 256 lock files
+//!   (`.ilock-00` to `.ilock-ff`), taken before a session's slot lock, so that ending all of an
 //!   owner's sessions and creating one never miss each other. A session's last use is its file's
 //!   modification time. Leases are `.lease-<hash>.json` files under the same locks.
 //!
@@ -62,18 +80,25 @@ use crate::backend::{
     SessionId, SessionIndex, SessionState,
 };
 
+mod cache;
 mod index;
+mod table;
 
-/// The format version written into every file (`"v"`).
-const FORMAT_VERSION: u32 = 1;
+use cache::{Cache, Stored};
+use table::{SlotLock, Table};
+
+/// The format version written into every record (`"v"`). Version 1 files hold one record and no
+/// line break; they are still read.
+const FORMAT_VERSION: u32 = 2;
+/// A file is rewritten with only its newest record, instead of appended to, once appending would
+/// make it longer than this many bytes beyond four times the record.
+const APPEND_SLACK: u64 = 8 * 1024;
 /// Session files are `session_<key>.json`.
 const FILE_PREFIX: &str = "session_";
 const FILE_SUFFIX: &str = ".json";
 /// Temporary files (writes in progress, health probes) start with this.
 const TMP_PREFIX: &str = ".tmp-";
-/// Lock files are `.lock-00` to `.lock-ff`.
-const LOCK_PREFIX: &str = ".lock-";
-/// How many lock shards (in-process mutexes and lock files) there are.
+/// How many in-process lock shards there are.
 const LOCK_SHARDS: usize = 256;
 /// Temporary files older than this are left over from a crash and are removed by the cleanup.
 const STALE_TMP_AGE: Duration = Duration::from_secs(60);
@@ -154,8 +179,8 @@ pub struct FileBackend {
 struct Inner {
     folder: Arc<Folder>,
     store_length: usize,
-    /// In-process lock shards: they keep concurrent writers of one session in this process off
-    /// the blocking pool while one of them holds the file lock.
+    /// In-process lock shards: concurrent writers of one session in this process wait here, on
+    /// the runtime, instead of at the slot lock of the shared table.
     locks: Box<[tokio::sync::Mutex<()>]>,
     cleanup: Option<tokio::task::AbortHandle>,
 }
@@ -315,6 +340,9 @@ impl SessionBackend for FileBackend {
 
     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
         let id = FileId::new(id);
+        if let Some(state) = self.inner.folder.cached(&id) {
+            return Ok(Some(state));
+        }
         let span = tracing::debug_span!("flamingo_session.file.load", session = %id.hash);
         self.run(move |folder| folder.load(&id))
             .instrument(span)
@@ -330,11 +358,11 @@ impl SessionBackend for FileBackend {
         let expires = expiry(ttl);
         let task_span = span.clone();
         self.run(move |folder| {
-            let bytes = encode(expires, &state)?;
+            let record = Record::encode(expires, &state)?;
             for _ in 0..CREATE_ATTEMPTS {
                 let id = FileId::new(&SessionId::generate());
                 task_span.record("session", tracing::field::display(&id.hash));
-                if folder.write(&id, &bytes, WriteMode::NoClobber)? {
+                if folder.create_session(&id, &record, &state, expires)? {
                     return Ok(id.key);
                 }
                 tracing::debug!("session ID collision; trying another ID");
@@ -401,19 +429,22 @@ struct FileId {
     key: SessionId,
     /// `key.hash()`: what logs show.
     hash: String,
-    /// Which lock shard (in-process mutex and lock file) guards this session.
+    /// Which in-process lock shard guards this session: the slot's first byte.
     shard: u8,
+    /// Which slot of the shared table guards this session: the first 16 bits of the SHA-256,
+    /// the same in every process that shares the folder.
+    slot: u16,
 }
 
 impl FileId {
     fn new(key: &SessionId) -> Self {
         let hash = key.hash();
-        // The first byte of the SHA-256, the same in every process that shares the folder.
-        let shard = u8::from_str_radix(&hash[..2], 16).unwrap_or(0);
+        let slot = u16::from_str_radix(&hash[..4], 16).unwrap_or(0);
         FileId {
             key: key.clone(),
             hash,
-            shard,
+            shard: slot.to_be_bytes()[0],
+            slot,
         }
     }
 }
@@ -437,10 +468,11 @@ struct FolderError {
     source: io::Error,
 }
 
-/// The session folder and the blocking operations on it. Every method here blocks.
+/// The session folder and the blocking operations on it. Every method here may block, except
+/// [`cached`](Self::cached).
 struct Folder {
     dir: PathBuf,
-    /// `fsync` each written file before the rename.
+    /// `fsync` each write before it is reported.
     sync: bool,
     /// The folder is on a file system held in memory (tmpfs or ramfs, on Linux), where no
     /// operation waits for a device: a session's load or write is a few system calls of some
@@ -448,33 +480,41 @@ struct Folder {
     /// BENCHMARKS.md), so it runs on the worker thread. Elsewhere (a disk, a network file system)
     /// an operation can wait for the device and runs on the blocking pool.
     in_memory: bool,
+    /// The locks and versions shared with every process that uses the folder.
+    table: Table,
+    /// The sessions this process read or wrote, valid while their slot's version is unchanged.
+    cache: Cache,
 }
 
 impl Folder {
-    /// Creates the folder (mode 0700) unless it exists, and makes its path absolute.
+    /// Creates the folder (mode 0700) unless it exists, makes its path absolute and opens its
+    /// shared table.
     fn create(dir: PathBuf, sync: bool) -> Result<Folder, BackendError> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        let unavailable = |action, source| {
+        let unavailable = |action, folder: &Path, source| {
             BackendError::Unavailable(Box::new(FolderError {
                 action,
-                folder: dir.clone(),
+                folder: folder.to_path_buf(),
                 source,
             }))
         };
         builder
             .create(&dir)
-            .map_err(|err| unavailable("create the folder", err))?;
-        let dir = fs::canonicalize(&dir).map_err(|err| unavailable("resolve the path", err))?;
+            .map_err(|err| unavailable("create the folder", &dir, err))?;
+        let dir =
+            fs::canonicalize(&dir).map_err(|err| unavailable("resolve the path", &dir, err))?;
         if !dir.is_dir() {
-            return Err(BackendError::Unavailable(Box::new(FolderError {
-                action: "use the path",
-                folder: dir,
-                source: io::Error::other("not a folder"),
-            })));
+            return Err(unavailable(
+                "use the path",
+                &dir,
+                io::Error::other("not a folder"),
+            ));
         }
+        let table = Table::open(&dir)
+            .map_err(|err| unavailable("open the shared lock table", &dir, err))?;
         let in_memory = in_memory(&dir);
         tracing::debug!(
             folder = %dir.display(),
@@ -486,6 +526,8 @@ impl Folder {
             dir,
             sync,
             in_memory,
+            table,
+            cache: Cache::default(),
         })
     }
 
@@ -503,11 +545,6 @@ impl Folder {
             .join(format!("{FILE_PREFIX}{}{FILE_SUFFIX}", id.key.expose()))
     }
 
-    /// Takes the advisory file lock of a shard; it is released when the returned file closes.
-    fn lock(&self, shard: u8) -> Result<File, BackendError> {
-        self.lock_file(&format!("{LOCK_PREFIX}{shard:02x}"))
-    }
-
     /// Takes the advisory lock on the lock file `name` of the folder (created if missing).
     fn lock_file(&self, name: &str) -> Result<File, BackendError> {
         let mut options = fs::OpenOptions::new();
@@ -521,20 +558,39 @@ impl Folder {
         Ok(file)
     }
 
+    /// The live session as remembered, when its slot has not changed since: no system call.
+    /// `None` when it is not remembered, changed or expired.
+    fn cached(&self, id: &FileId) -> Option<SessionState> {
+        let stored = self.cache.get(&id.key, self.table.version(id.slot))?;
+        (stored.expires > now_ms()).then_some(stored.state)
+    }
+
     /// Reads and decodes a session file: `None` when there is none.
-    fn read(&self, path: &Path) -> Result<Option<(u64, SessionState)>, BackendError> {
+    fn read(&self, path: &Path) -> Result<Option<Stored>, BackendError> {
         match read_whole(path) {
-            Ok(bytes) => decode(&bytes).map(Some),
+            Ok(bytes) => {
+                let (expires, state) = decode(&bytes)?;
+                let len = bytes.len() as u64;
+                Ok(Some(Stored {
+                    expires,
+                    state,
+                    len,
+                    file: None,
+                }))
+            }
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(self.error("read a session file", err)),
         }
     }
 
-    /// Reads a session that has not expired: `None` when it is missing or expired.
-    fn read_live(&self, path: &Path) -> Result<Option<SessionState>, BackendError> {
-        Ok(self
-            .read(path)?
-            .and_then(|(expires, state)| (expires > now_ms()).then_some(state)))
+    /// The stored session (live or expired) under its slot's lock: the remembered one when the
+    /// slot has not changed since, the file's otherwise. It is no longer remembered afterwards;
+    /// a write puts its result back.
+    fn stored(&self, id: &FileId, slot: &SlotLock<'_>) -> Result<Option<Stored>, BackendError> {
+        match self.cache.take(&id.key, slot.version()) {
+            Some(stored) => Ok(Some(stored)),
+            None => self.read(&self.session_path(id)),
+        }
     }
 
     /// Writes a session file atomically: a temporary file in the folder, flushed to disk, then
@@ -575,19 +631,121 @@ impl Folder {
         }
     }
 
-    fn load(&self, id: &FileId) -> Result<Option<SessionState>, BackendError> {
-        let path = self.session_path(id);
-        match self.read(&path)? {
-            None => Ok(None),
-            Some((expires, state)) if expires > now_ms() => Ok(Some(state)),
-            Some(_) => {
-                tracing::debug!("session expired; removing its file");
-                if let Err(err) = self.remove_if_expired(id) {
-                    tracing::debug!(error = %err, "could not remove an expired session file");
+    /// Writes the session's new record under its slot's lock, bumps the slot's version and
+    /// remembers the result. The record is appended to the file (one `write`), unless the file
+    /// would grow too long, in which case the file is replaced by one holding only this record.
+    /// `Gone` when the file disappeared meanwhile (removed by hand: nothing is recreated).
+    fn put(
+        &self,
+        id: &FileId,
+        slot: &SlotLock<'_>,
+        old: Stored,
+        expires: u64,
+        state: SessionState,
+    ) -> Result<SaveOutcome, BackendError> {
+        let record = Record::encode(expires, &state)?;
+        let appended = old.len + record.appended().len() as u64;
+        let (len, file) = if appended > 4 * record.whole().len() as u64 + APPEND_SLACK {
+            self.write(id, record.whole(), WriteMode::Overwrite)?;
+            (record.whole().len() as u64, None)
+        } else {
+            match self.append(id, old.file, record.appended()) {
+                Ok(file) => (appended, Some(file)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    slot.bump();
+                    return Ok(SaveOutcome::Gone);
                 }
-                Ok(None)
+                Err(err) => return Err(self.error("append to a session file", err)),
             }
+        };
+        let version = slot.bump();
+        self.cache.put(
+            &id.key,
+            version,
+            Stored {
+                expires,
+                state,
+                len,
+                file,
+            },
+        );
+        Ok(SaveOutcome::Saved)
+    }
+
+    /// Appends `bytes` to an existing session file (never creating it), through `file` when
+    /// this process has it open still; answers the open file.
+    fn append(&self, id: &FileId, file: Option<Arc<File>>, bytes: &[u8]) -> io::Result<Arc<File>> {
+        let file = match file {
+            Some(file) => file,
+            None => Arc::new(
+                fs::OpenOptions::new()
+                    .append(true)
+                    .open(self.session_path(id))?,
+            ),
+        };
+        (&*file).write_all(bytes)?;
+        if self.sync {
+            file.sync_data()?;
         }
+        Ok(file)
+    }
+
+    /// Removes a session's file under its slot's lock, bumps the slot's version and forgets it.
+    fn remove(&self, id: &FileId, slot: &SlotLock<'_>) -> Result<(), BackendError> {
+        let removed = fs::remove_file(self.session_path(id))
+            .or_else(not_found_ok)
+            .map_err(|err| self.error("remove a session file", err));
+        slot.bump();
+        self.cache.forget(&id.key);
+        removed
+    }
+
+    fn load(&self, id: &FileId) -> Result<Option<SessionState>, BackendError> {
+        let version = self.table.version(id.slot);
+        let stored = match self.cache.get(&id.key, version) {
+            Some(stored) => stored,
+            None => match self.read(&self.session_path(id))? {
+                Some(stored) => {
+                    self.cache.put(&id.key, version, stored.clone());
+                    stored
+                }
+                None => {
+                    self.cache.forget(&id.key);
+                    return Ok(None);
+                }
+            },
+        };
+        if stored.expires > now_ms() {
+            return Ok(Some(stored.state));
+        }
+        tracing::debug!("session expired; removing its file");
+        if let Err(err) = self.remove_if_expired(id) {
+            tracing::debug!(error = %err, "could not remove an expired session file");
+        }
+        Ok(None)
+    }
+
+    /// Creates a session file for a fresh ID; `false` when the ID is taken.
+    fn create_session(
+        &self,
+        id: &FileId,
+        record: &Record,
+        state: &SessionState,
+        expires: u64,
+    ) -> Result<bool, BackendError> {
+        // Read before the file exists: a later change of the slot only makes this entry stale.
+        let version = self.table.version(id.slot);
+        if !self.write(id, record.whole(), WriteMode::NoClobber)? {
+            return Ok(false);
+        }
+        let stored = Stored {
+            expires,
+            state: state.clone(),
+            len: record.whole().len() as u64,
+            file: None,
+        };
+        self.cache.put(&id.key, version, stored);
+        Ok(true)
     }
 
     fn save(
@@ -597,33 +755,31 @@ impl Folder {
         limit: usize,
         expires: u64,
     ) -> Result<SaveOutcome, BackendError> {
-        let path = self.session_path(id);
-        let _lock = self.lock(id.shard)?;
-        let Some(stored) = self.read_live(&path)? else {
+        let slot = self.table.lock(id.slot);
+        let Some(mut stored) = self.stored(id, &slot)? else {
             return Ok(SaveOutcome::Gone);
         };
+        if stored.expires <= now_ms() {
+            return Ok(SaveOutcome::Gone);
+        }
         let mut state = match &change {
-            SessionChange::Merge { .. } => stored,
+            SessionChange::Merge { .. } => std::mem::take(&mut stored.state),
             SessionChange::Replace(_) => SessionState::new(),
         };
         change.apply_to(&mut state);
         check_length(&state, limit)?;
-        self.write(id, &encode(expires, &state)?, WriteMode::Overwrite)?;
-        Ok(SaveOutcome::Saved)
+        self.put(id, &slot, stored, expires, state)
     }
 
     fn touch(&self, id: &FileId, expires: u64) -> Result<SaveOutcome, BackendError> {
-        let path = self.session_path(id);
-        let _lock = self.lock(id.shard)?;
-        match self.read(&path)? {
-            Some((old, state)) if old > now_ms() => {
-                self.write(id, &encode(expires, &state)?, WriteMode::Overwrite)?;
-                Ok(SaveOutcome::Saved)
+        let slot = self.table.lock(id.slot);
+        match self.stored(id, &slot)? {
+            Some(mut stored) if stored.expires > now_ms() => {
+                let state = std::mem::take(&mut stored.state);
+                self.put(id, &slot, stored, expires, state)
             }
             Some(_) => {
-                fs::remove_file(&path)
-                    .or_else(not_found_ok)
-                    .map_err(|err| self.error("remove an expired session file", err))?;
+                self.remove(id, &slot)?;
                 Ok(SaveOutcome::Gone)
             }
             None => Ok(SaveOutcome::Gone),
@@ -631,28 +787,36 @@ impl Folder {
     }
 
     fn delete(&self, id: &FileId) -> Result<(), BackendError> {
-        let path = self.session_path(id);
-        let _lock = self.lock(id.shard)?;
-        fs::remove_file(&path)
-            .or_else(not_found_ok)
-            .map_err(|err| self.error("remove a session file", err))
+        let slot = self.table.lock(id.slot);
+        self.remove(id, &slot)
+    }
+
+    /// Removes a session file under its slot's lock; `true` when it was live.
+    fn end_session(&self, id: &FileId) -> Result<bool, BackendError> {
+        let slot = self.table.lock(id.slot);
+        let live = self
+            .stored(id, &slot)?
+            .is_some_and(|stored| stored.expires > now_ms());
+        self.remove(id, &slot)?;
+        Ok(live)
     }
 
     /// Removes a session file if it is (still, under the lock) expired; `true` when removed.
     fn remove_if_expired(&self, id: &FileId) -> Result<bool, BackendError> {
-        let path = self.session_path(id);
-        let _lock = self.lock(id.shard)?;
-        let Some(expires) = read_header_expiry(self, &path)? else {
-            return Ok(false);
+        let slot = self.table.lock(id.slot);
+        let version = slot.version();
+        let expires = match self.cache.get(&id.key, version) {
+            Some(stored) => stored.expires,
+            None => match read_header_expiry(self, &self.session_path(id))? {
+                Some(expires) => expires,
+                None => return Ok(false),
+            },
         };
         if expires > now_ms() {
             return Ok(false);
         }
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(err) => Err(self.error("remove an expired session file", err)),
-        }
+        self.remove(id, &slot)?;
+        Ok(true)
     }
 
     /// Removes expired session files and stale temporary files.
@@ -668,6 +832,14 @@ impl Folder {
             if name.starts_with(TMP_PREFIX) {
                 if self.remove_stale_tmp(&entry.path()) {
                     report.temporary += 1;
+                }
+                continue;
+            }
+            if name.starts_with(table::HOLDER_PREFIX) {
+                // A holder file whose process stopped without removing it (`kill -9`).
+                let path = entry.path();
+                if is_stale(&path) && !table::holder_running(&path) {
+                    let _ = fs::remove_file(&path);
                 }
                 continue;
             }
@@ -721,12 +893,7 @@ impl Folder {
 
     /// Removes a temporary file older than [`STALE_TMP_AGE`]; `true` when removed.
     fn remove_stale_tmp(&self, path: &Path) -> bool {
-        let stale = fs::symlink_metadata(path)
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > STALE_TMP_AGE);
-        stale && fs::remove_file(path).is_ok()
+        is_stale(path) && fs::remove_file(path).is_ok()
     }
 
     /// The folder exists and a file can be created and removed in it.
@@ -759,6 +926,15 @@ struct SweepReport {
     temporary: usize,
     /// Session files that could not be decoded (left in place).
     corrupt: usize,
+}
+
+/// Whether the file at `path` was last modified more than [`STALE_TMP_AGE`] ago.
+fn is_stale(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > STALE_TMP_AGE)
 }
 
 fn not_found_ok(err: io::Error) -> io::Result<()> {
@@ -845,20 +1021,21 @@ fn expiry(ttl: Duration) -> u64 {
     now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The file as written.
+/// A record as written: one line of JSON.
 #[derive(Serialize)]
 struct FileOut<'a> {
     v: u32,
     expires: u64,
-    /// Values that are JSON texts, embedded as they are.
+    /// Values that are JSON texts without a line break, embedded as they are.
     state: BTreeMap<&'a str, &'a RawValue>,
-    /// Values that are not a JSON text on their own (never written by `Session::store`), kept
-    /// as JSON strings so that every value round-trips exactly.
+    /// Values that are not a JSON text on their own (never written by `Session::store`), or
+    /// whose text holds a line break, kept as JSON strings so that every value round-trips
+    /// exactly and a record stays on one line.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     text: BTreeMap<&'a str, &'a str>,
 }
 
-/// The file as read.
+/// A record as read.
 #[derive(Deserialize)]
 struct FileIn {
     v: u32,
@@ -875,29 +1052,55 @@ struct FileHeader {
     expires: u64,
 }
 
-fn encode(expires: u64, state: &SessionState) -> Result<Vec<u8>, BackendError> {
-    let mut out = FileOut {
-        v: FORMAT_VERSION,
-        expires,
-        state: BTreeMap::new(),
-        text: BTreeMap::new(),
-    };
-    for (key, value) in state {
-        match serde_json::from_str::<&RawValue>(value) {
-            // `from_str` trims surrounding whitespace; such a value is kept as text to stay exact.
-            Ok(raw) if raw.get().len() == value.len() => {
-                out.state.insert(key, raw);
-            }
-            _ => {
-                out.text.insert(key, value);
+/// An encoded record: `\n`, the JSON line, `\n`.
+///
+/// A session file is a sequence of records, one per line, and the last complete one that decodes
+/// is the session. Appending writes the leading line break too, so that a record whose append was
+/// cut short (the writer was killed) ends up on a line of its own, which is skipped, instead of
+/// joining the next record's line.
+struct Record(Vec<u8>);
+
+impl Record {
+    fn encode(expires: u64, state: &SessionState) -> Result<Record, BackendError> {
+        let mut out = FileOut {
+            v: FORMAT_VERSION,
+            expires,
+            state: BTreeMap::new(),
+            text: BTreeMap::new(),
+        };
+        for (key, value) in state {
+            match serde_json::from_str::<&RawValue>(value) {
+                // `from_str` trims surrounding whitespace; such a value is kept as text to stay
+                // exact. A line break inside it would split the record's line.
+                Ok(raw)
+                    if raw.get().len() == value.len()
+                        && !value.bytes().any(|b| b == b'\n' || b == b'\r') =>
+                {
+                    out.state.insert(key, raw);
+                }
+                _ => {
+                    out.text.insert(key, value);
+                }
             }
         }
+        let size = crate::backend::encoded_len(state) + 64 + 8 * state.len();
+        let mut bytes = Vec::with_capacity(size);
+        bytes.push(b'\n');
+        serde_json::to_writer(&mut bytes, &out)
+            .map_err(|err| BackendError::other(format!("cannot encode a session file: {err}")))?;
+        bytes.push(b'\n');
+        Ok(Record(bytes))
     }
-    let size = crate::backend::encoded_len(state) + 64 + 8 * state.len();
-    let mut bytes = Vec::with_capacity(size);
-    serde_json::to_writer(&mut bytes, &out)
-        .map_err(|err| BackendError::other(format!("cannot encode a session file: {err}")))?;
-    Ok(bytes)
+
+    /// The record as a whole file holds it.
+    fn whole(&self) -> &[u8] {
+        &self.0[1..]
+    }
+
+    /// The record as appended to a file.
+    fn appended(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// A decoding error, described without quoting the file's content.
@@ -911,25 +1114,54 @@ fn corrupt(err: &serde_json::Error) -> BackendError {
 }
 
 fn check_version(v: u32) -> Result<(), BackendError> {
-    if v == FORMAT_VERSION {
+    if v == FORMAT_VERSION || v == 1 {
         Ok(())
     } else {
         Err(BackendError::Corrupt(format!(
-            "session file has format version {v}; this version reads {FORMAT_VERSION}"
+            "session file has format version {v}; this version reads 1 and {FORMAT_VERSION}"
         )))
     }
 }
 
+/// Decodes the last complete record of a file with `decode_one`. A file without a line break is
+/// one record (format version 1); otherwise the text after the last line break is a record still
+/// being written, or one whose writer was killed, and is ignored, as are lines that do not decode
+/// (cut short the same way) when a later one does.
+fn last_record<T>(
+    bytes: &[u8],
+    decode_one: impl Fn(&[u8]) -> Result<T, BackendError>,
+) -> Result<T, BackendError> {
+    let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
+        return decode_one(bytes);
+    };
+    let mut first_error = None;
+    for line in bytes[..end].split(|b| *b == b'\n').rev() {
+        if line.is_empty() {
+            continue;
+        }
+        match decode_one(line) {
+            Ok(decoded) => return Ok(decoded),
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    Err(first_error
+        .unwrap_or_else(|| BackendError::Corrupt("session file holds no record".to_owned())))
+}
+
 fn decode(bytes: &[u8]) -> Result<(u64, SessionState), BackendError> {
-    let file: FileIn = serde_json::from_slice(bytes).map_err(|err| corrupt(&err))?;
-    check_version(file.v)?;
-    let mut state: SessionState = file
-        .state
-        .into_iter()
-        .map(|(k, v)| (k, Box::<str>::from(v).into_string()))
-        .collect();
-    state.extend(file.text);
-    Ok((file.expires, state))
+    last_record(bytes, |line| {
+        let file: FileIn = serde_json::from_slice(line).map_err(|err| corrupt(&err))?;
+        check_version(file.v)?;
+        let mut state: SessionState = file
+            .state
+            .into_iter()
+            .map(|(k, v)| (k, Box::<str>::from(v).into_string()))
+            .collect();
+        state.extend(file.text);
+        Ok((file.expires, state))
+    })
 }
 
 /// The expiry of the session file at `path`; `None` when there is none.
@@ -942,7 +1174,9 @@ fn read_header_expiry(folder: &Folder, path: &Path) -> Result<Option<u64>, Backe
 }
 
 fn decode_header(bytes: &[u8]) -> Result<FileHeader, BackendError> {
-    let header: FileHeader = serde_json::from_slice(bytes).map_err(|err| corrupt(&err))?;
-    check_version(header.v)?;
-    Ok(header)
+    last_record(bytes, |line| {
+        let header: FileHeader = serde_json::from_slice(line).map_err(|err| corrupt(&err))?;
+        check_version(header.v)?;
+        Ok(header)
+    })
 }
