@@ -201,3 +201,78 @@ mod tests {
         }
     }
 }
+
+/// A fast hasher for maps keyed by [`SessionId`] (the memory backend's shards, the file
+/// backend's cache) and for the cookie codec's cache of checked cookies: the IDs were made by a
+/// backend from random bytes, or came from a cookie whose signature was checked, and only checked
+/// cookies are remembered (at most 256), so nobody can fill a map with keys that collide, and a
+/// keyed SipHash would only cost time. It folds the bytes a word at a time and mixes the result.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHashing;
+
+impl std::hash::BuildHasher for IdHashing {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// See [`IdHashing`].
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.0 =
+            (self.0.rotate_left(5) ^ u64::from_le_bytes(last) ^ bytes.len() as u64).wrapping_mul(K);
+    }
+
+    fn finish(&self) -> u64 {
+        // splitmix64's finaliser: every bit of the result depends on every bit folded in.
+        let mut h = self.0;
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+#[cfg(test)]
+mod hasher_tests {
+    use std::hash::BuildHasher as _;
+
+    use super::*;
+
+    #[test]
+    fn ids_spread_over_buckets_and_shards() {
+        let owner = crate::backend::SessionOwner::new("oidc:subject").unwrap();
+        for ids in [
+            (0..4096).map(|_| SessionId::generate()).collect::<Vec<_>>(),
+            // Owned IDs share their first characters.
+            (0..4096).map(|_| SessionId::generate_for(&owner)).collect(),
+        ] {
+            let mut low = [0usize; 64];
+            let mut middle = [0usize; 64];
+            for id in &ids {
+                let h = IdHashing.hash_one(id);
+                low[(h % 64) as usize] += 1;
+                middle[((h >> 32) % 64) as usize] += 1;
+            }
+            // 64 expected in each; a bad hash puts hundreds in some and none in others.
+            for counts in [low, middle] {
+                assert!(
+                    counts.iter().all(|&n| (20..=120).contains(&n)),
+                    "{counts:?}"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@
 
 use std::{
     collections::{hash_map, HashMap},
-    hash::{BuildHasher, Hash, Hasher},
+    hash::BuildHasher as _,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
@@ -23,7 +23,7 @@ use std::{
 use async_trait::async_trait;
 
 use crate::backend::{
-    check_length, encoded_len, index::lease_key, unix_now, BackendError, HealthStatus,
+    check_length, encoded_len, index::lease_key, unix_now, BackendError, HealthStatus, IdHashing,
     IndexedSession, Leases, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionIndex,
     SessionOwner, SessionState,
 };
@@ -54,11 +54,10 @@ impl Entry {
     }
 }
 
-type Shard = HashMap<SessionId, Entry>;
+type Shard = HashMap<SessionId, Entry, IdHashing>;
 
 struct Inner {
     shards: Vec<Mutex<Shard>>,
-    hasher: std::collections::hash_map::RandomState,
     shard_capacity: usize,
     store_length: usize,
     creates: AtomicUsize,
@@ -138,8 +137,9 @@ impl MemoryBackend {
         let capacity = usize::try_from(options.capacity.max(1)).unwrap_or(usize::MAX);
         MemoryBackend {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-                hasher: std::collections::hash_map::RandomState::new(),
+                shards: (0..SHARDS)
+                    .map(|_| Mutex::new(HashMap::with_hasher(IdHashing)))
+                    .collect(),
                 // Rounded down: the bound holds (a capacity below the shard count holds one
                 // session per shard).
                 shard_capacity: (capacity / SHARDS).max(1),
@@ -169,9 +169,8 @@ impl MemoryBackend {
     }
 
     fn shard(&self, id: &SessionId) -> MutexGuard<'_, Shard> {
-        let mut hasher = self.inner.hasher.build_hasher();
-        Hash::hash(id, &mut hasher);
-        let index = (hasher.finish() as usize) % SHARDS;
+        // Bits the shard's own map does not index buckets by (it uses the low ones).
+        let index = ((IdHashing.hash_one(id) >> 32) as usize) % SHARDS;
         lock(&self.inner.shards[index])
     }
 

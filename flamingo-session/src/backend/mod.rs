@@ -44,6 +44,7 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub(crate) use id::IdHashing;
 pub use id::{InvalidSessionId, SessionId};
 pub use index::{IndexedSession, InvalidSessionOwner, Leases, SessionIndex, SessionOwner};
 

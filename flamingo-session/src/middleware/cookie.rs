@@ -7,23 +7,16 @@
 //! `mac` the base64url HMAC-SHA256 of `<name>=<id>.<created>.<issued>`. Nothing else of the
 //! session travels in the cookie; the ID carries the entropy and the MAC stops forged times.
 
-use std::{
-    cell::RefCell,
-    collections::HashMap,
-    hash::{BuildHasher as _, RandomState},
-    time::Duration,
-};
+use std::{cell::RefCell, collections::HashMap, hash::BuildHasher as _, time::Duration};
 
+use crate::{
+    backend::{IdHashing, SessionId},
+    config::{SameSiteSetting, SessionConfig},
+};
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
-
-use crate::{
-    backend::SessionId,
-    config::{SameSiteSetting, SessionConfig},
-};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -56,8 +49,7 @@ pub(crate) struct CookieCodec {
     /// the base64 decoding and the HMAC (BENCHMARKS.md). A hit is confirmed by comparing the
     /// whole value in constant time, so a forged cookie learns nothing from the timing of the
     /// comparison. Bounded: full, it is emptied.
-    verified: RefCell<HashMap<u64, (Box<str>, Ticket)>>,
-    hasher: RandomState,
+    verified: RefCell<HashMap<u64, (Box<str>, Ticket), IdHashing>>,
 }
 
 impl CookieCodec {
@@ -82,8 +74,7 @@ impl CookieCodec {
                 SameSiteSetting::Default => None,
             },
             persistent: config.cookie.persistent,
-            verified: RefCell::new(HashMap::new()),
-            hasher: RandomState::new(),
+            verified: RefCell::new(HashMap::with_hasher(IdHashing)),
         }
     }
 
@@ -99,21 +90,27 @@ impl CookieCodec {
         &self,
         headers: &'a actix_web::http::header::HeaderMap,
     ) -> Option<&'a str> {
-        headers
+        // Bytes, not `HeaderValue::to_str`: that checks every byte of every cookie first.
+        let value = headers
             .get_all(actix_web::http::header::COOKIE)
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|line| line.split(';'))
+            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
             .find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                (name == self.name).then_some(value.trim_matches('"'))
-            })
+                let pair = pair.trim_ascii();
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                (&pair[..eq] == self.name.as_bytes()).then_some(&pair[eq + 1..])
+            })?;
+        std::str::from_utf8(value)
+            .ok()
+            .map(|value| value.trim_matches('"'))
     }
 
     /// The ticket in a cookie value, `None` for anything not signed by us.
     pub(crate) fn open(&self, value: &str) -> Option<Ticket> {
-        let key = self.hasher.hash_one(value);
+        // Not a keyed hash: a value that collides with a remembered one is compared in full
+        // and then checked like any other, and only checked values are remembered.
+        let key = IdHashing.hash_one(value);
         if let Some((seen, ticket)) = self.verified.borrow().get(&key) {
-            if bool::from(seen.as_bytes().ct_eq(value.as_bytes())) {
+            if same_bytes(seen.as_bytes(), value.as_bytes()) {
                 return Some(ticket.clone());
             }
         }
@@ -188,6 +185,24 @@ impl CookieCodec {
         }
         cookie
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their length only: the bytes are
+/// compared eight at a time and every difference folded into one word.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a_words, mut b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut diff = 0u64;
+    for (x, y) in (&mut a_words).zip(&mut b_words) {
+        diff |= u64::from_le_bytes(x.try_into().expect("8 bytes"))
+            ^ u64::from_le_bytes(y.try_into().expect("8 bytes"));
+    }
+    for (x, y) in a_words.remainder().iter().zip(b_words.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
@@ -275,6 +290,36 @@ mod tests {
         headers.append(
             actix_web::http::header::COOKIE,
             "a=1;  flamingo=abc.1.2.sig ; b=2".parse().unwrap(),
+        );
+        assert_eq!(codec.find(&headers), Some("abc.1.2.sig"));
+    }
+
+    #[test]
+    fn values_compare_equal_only_when_equal() {
+        let a = b"abcdefghijklmnopqrstuvwxyz0123456789-_.ABCDEFGHIJ";
+        for len in [0, 1, 7, 8, 9, 16, 43, a.len()] {
+            assert!(same_bytes(&a[..len], &a[..len]));
+            if len > 0 {
+                for i in 0..len {
+                    let mut b = a[..len].to_vec();
+                    b[i] ^= 1;
+                    assert!(!same_bytes(&a[..len], &b), "byte {i} of {len} differs");
+                }
+                assert!(!same_bytes(&a[..len], &a[..len - 1]));
+            }
+        }
+    }
+
+    #[test]
+    fn our_cookie_is_found_next_to_one_that_is_not_ascii() {
+        let codec = codec("one secret");
+        let mut headers = actix_web::http::header::HeaderMap::new();
+        headers.append(
+            actix_web::http::header::COOKIE,
+            actix_web::http::header::HeaderValue::from_bytes(
+                "name=Gr\u{fc}\u{df}e; flamingo=\"abc.1.2.sig\"".as_bytes(),
+            )
+            .unwrap(),
         );
         assert_eq!(codec.find(&headers), Some("abc.1.2.sig"));
     }

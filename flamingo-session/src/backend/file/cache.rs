@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::backend::{encoded_len, SessionId, SessionState};
+use crate::backend::{encoded_len, IdHashing, SessionId, SessionState};
 
 /// At most this many sessions are remembered.
 const MAX_ENTRIES: usize = 4096;
@@ -45,7 +45,7 @@ pub(super) struct Cache {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<SessionId, Entry>,
+    entries: HashMap<SessionId, Entry, IdHashing>,
     bytes: usize,
     /// Entries holding an open file.
     files: usize,
