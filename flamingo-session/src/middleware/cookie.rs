@@ -4,8 +4,11 @@
 //! Value: `<id>.<created>.<issued>.<mac>`, where `created` is when the session was created or
 //! renewed (unix seconds; `max.lifetime` counts from it), `issued` when this cookie was sent
 //! (the store's TTL was set then too, so the expiry needs sliding only once `issued` is old), and
-//! `mac` the base64url HMAC-SHA256 of `<name>=<id>.<created>.<issued>`. Nothing else of the
-//! session travels in the cookie; the ID carries the entropy and the MAC stops forged times.
+//! `mac` the first 16 bytes of the HMAC-SHA256 of `<name>=<id>.<created>.<issued>`, base64url
+//! (22 characters). Half of the hash's length is what RFC 2104 (section 5) recommends as the
+//! shortest truncation: forging a tag takes 2^128 tries, while the cookie every request carries
+//! is 21 characters shorter than with the whole MAC. Nothing else of the session travels in the
+//! cookie; the ID carries the entropy and the MAC stops forged times.
 
 use std::{cell::RefCell, collections::HashMap, hash::BuildHasher as _, time::Duration};
 
@@ -22,6 +25,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// How many checked cookies a worker remembers (see [`CookieCodec::open`]).
 const VERIFIED_CAPACITY: usize = 256;
+/// The bytes of the HMAC-SHA256 a cookie carries (see the module documentation).
+const TAG_LEN: usize = 16;
 
 /// What a valid cookie says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,12 +131,15 @@ impl CookieCodec {
     /// Checks the MAC of a cookie value and reads its ticket.
     fn check(&self, value: &str) -> Option<Ticket> {
         let (payload, tag) = value.rsplit_once('.')?;
-        // An HMAC-SHA256 tag is 32 bytes; a longer one fails to decode into the buffer.
-        let mut decoded = [0u8; 32];
+        // A tag is 16 bytes; a longer one fails to decode into the buffer.
+        let mut decoded = [0u8; TAG_LEN];
         let len = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode_slice(tag, &mut decoded)
             .ok()?;
-        self.mac(payload).verify_slice(&decoded[..len]).ok()?;
+        if len != TAG_LEN {
+            return None;
+        }
+        self.mac(payload).verify_truncated_left(&decoded).ok()?;
         let mut parts = payload.split('.');
         let id = SessionId::parse(parts.next()?).ok()?;
         let created = parts.next()?.parse().ok()?;
@@ -154,8 +162,8 @@ impl CookieCodec {
             ticket.created,
             ticket.issued
         );
-        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(self.mac(&payload).finalize().into_bytes());
+        let mac = self.mac(&payload).finalize().into_bytes();
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac[..TAG_LEN]);
         let mut cookie = self.base(format!("{payload}.{tag}"));
         if self.persistent {
             cookie.set_max_age(CookieDuration::seconds(
@@ -248,6 +256,16 @@ mod tests {
         for bad in ["", ".", "abc", "a.b.c.d", &format!("{value}x")] {
             assert_eq!(codec.open(bad), None, "{bad:?}");
         }
+        // The tag is the MAC's first 16 bytes; the whole MAC, or fewer bytes, are refused.
+        let (payload, tag) = value.rsplit_once('.').unwrap();
+        assert_eq!(tag.len(), 22);
+        let full = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(codec.mac(payload).finalize().into_bytes());
+        assert!(full.starts_with(&tag[..21]));
+        assert_eq!(codec.open(&format!("{payload}.{full}")), None);
+        let short = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(&codec.mac(payload).finalize().into_bytes()[..8]);
+        assert_eq!(codec.open(&format!("{payload}.{short}")), None);
     }
 
     #[test]
