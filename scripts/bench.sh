@@ -7,8 +7,9 @@
 # It installs wrk, redis-server and redis-tools when missing (Debian), builds the benchmark
 # servers in release mode (bench/, a cargo workspace of its own), runs the criterion micro
 # benchmarks of flamingo-session, then starts Redis (standalone and a 3-master cluster), a fake
-# OpenID Provider and each server configuration in turn, loads each with wrk (one thread, one
-# server worker, pinned to separate cores), and prints the Markdown tables. They are written to
+# OpenID Provider and every server configuration, loads them with wrk (one thread, one server
+# worker, pinned to separate cores) in rounds that alternate between the configurations, and
+# prints the Markdown tables. They are written to
 # bench-results/results.md (and .json), and into BENCHMARKS.md between its GENERATED markers.
 #
 # Arguments go to the driver (bench/src/bin/bench.rs): --duration S, --runs N, --connections C,

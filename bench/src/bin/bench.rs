@@ -376,13 +376,15 @@ impl Env {
         Ok(())
     }
 
-    fn measure(
+    /// One wrk run of `workload` against `server` (after a warm-up run if it is the server's
+    /// first), with the server's and Redis's CPU time per request.
+    fn measure_run(
         &self,
         server: &Server,
         config: &'static Config,
         workload: &'static Workload,
         cookie: Option<&str>,
-    ) -> Result<Measured, String> {
+    ) -> Result<Run, String> {
         let cookie = if workload.cookie { cookie } else { None };
         let a = &self.args;
         if !server.warm.replace(true) {
@@ -399,40 +401,51 @@ impl Env {
         };
         let redis_ns = || redis_pids.iter().map(|p| cpu_ns(*p)).sum::<u64>();
         let server_pid = server.child.id();
-        let idp_before = self.idp.calls();
-        let mut runs = Vec::new();
-        for _ in 0..a.runs {
-            let (server_before, redis_before) = (cpu_ns(server_pid), redis_ns());
-            let mut run = wrk(
-                &self.cpus,
-                server.addr,
-                workload,
-                cookie,
-                a.duration,
-                a.connections,
-            )?;
-            let requests = run.requests.max(1) as f64;
-            run.server_cpu_us = (cpu_ns(server_pid) - server_before) as f64 / 1000.0 / requests;
-            run.redis_cpu_us = (redis_ns() - redis_before) as f64 / 1000.0 / requests;
-            runs.push(run);
-        }
-        let mut m = summarise(config.name, workload.name, runs);
-        if workload.name == "user" {
-            m.idp_calls = Some(self.idp.calls() - idp_before);
-        }
-        eprintln!(
-            "  {:<18} {:<13} {:>9.0} req/s  p50 {:>7.0} us  p99 {:>7.0} us  cpu {:>5.1} us/req (+redis {:>4.1}){}",
-            config.name,
-            workload.name,
-            m.rps,
-            m.p50_us,
-            m.p99_us,
-            m.server_cpu_us,
-            m.redis_cpu_us,
-            if m.errors > 0 { format!("  ({} errors)", m.errors) } else { String::new() }
-        );
+        let (server_before, redis_before) = (cpu_ns(server_pid), redis_ns());
+        let mut run = wrk(
+            &self.cpus,
+            server.addr,
+            workload,
+            cookie,
+            a.duration,
+            a.connections,
+        )?;
+        let requests = run.requests.max(1) as f64;
+        run.server_cpu_us = (cpu_ns(server_pid) - server_before) as f64 / 1000.0 / requests;
+        run.redis_cpu_us = (redis_ns() - redis_before) as f64 / 1000.0 / requests;
+        Ok(run)
+    }
+
+    /// `--runs` runs of `workload` against `server` back to back, summarised.
+    fn measure(
+        &self,
+        server: &Server,
+        config: &'static Config,
+        workload: &'static Workload,
+        cookie: Option<&str>,
+    ) -> Result<Measured, String> {
+        let runs = (0..self.args.runs)
+            .map(|_| self.measure_run(server, config, workload, cookie))
+            .collect::<Result<Vec<_>, _>>()?;
+        let m = summarise(config.name, workload.name, runs);
+        report(&m);
         Ok(m)
     }
+}
+
+/// Prints one summarised measurement as the run goes.
+fn report(m: &Measured) {
+    eprintln!(
+        "  {:<18} {:<13} {:>9.0} req/s  p50 {:>7.0} us  p99 {:>7.0} us  cpu {:>5.1} us/req (+redis {:>4.1}){}",
+        m.config,
+        m.workload,
+        m.rps,
+        m.p50_us,
+        m.p99_us,
+        m.server_cpu_us,
+        m.redis_cpu_us,
+        if m.errors > 0 { format!("  ({} errors)", m.errors) } else { String::new() }
+    );
 }
 
 /// Seeds a session (cart + count, and a login for `/seed-user`) and answers its cookie; checks
@@ -1203,25 +1216,54 @@ fn run() -> Result<(), String> {
         );
     }
 
+    // Every configuration's server runs from the start, and the runs alternate between them
+    // (round after round of each workload over all configurations): a stretch of noise on the
+    // host then falls on one run of every configuration, which the median drops, instead of on
+    // all runs of one configuration.
+    env.flush_stores()?;
+    let mut servers = Vec::new();
     for config in &env.args.configs {
-        env.flush_stores()?;
         let server = env.start_server(config, "main")?;
         let mut cookies: BTreeMap<&str, Option<String>> = BTreeMap::new();
         for workload in &env.args.workloads {
-            if !applies(config, workload) {
-                continue;
-            }
-            if !cookies.contains_key(workload.seed) {
+            if applies(config, workload) && !cookies.contains_key(workload.seed) {
                 cookies.insert(workload.seed, seed(&server, config, workload.seed)?);
             }
-            let cookie = cookies[workload.seed].as_deref();
-            let m = env.measure(&server, config, workload, cookie)?;
+        }
+        servers.push((*config, server, cookies));
+    }
+    for workload in &env.args.workloads {
+        let measured: Vec<_> = servers
+            .iter()
+            .filter(|(config, ..)| applies(config, workload))
+            .collect();
+        let mut runs: Vec<Vec<Run>> = measured.iter().map(|_| Vec::new()).collect();
+        // Calls to the fake provider during each configuration's runs.
+        let mut idp_calls = vec![0; measured.len()];
+        for _ in 0..env.args.runs {
+            for (i, (config, server, cookies)) in measured.iter().enumerate() {
+                let cookie = cookies[workload.seed].as_deref();
+                let before = env.idp.calls();
+                runs[i].push(env.measure_run(server, config, workload, cookie)?);
+                idp_calls[i] += env.idp.calls() - before;
+            }
+        }
+        for (((config, ..), runs), idp_calls) in measured.iter().zip(runs).zip(idp_calls) {
+            let mut m = summarise(config.name, workload.name, runs);
+            if workload.name == "user" {
+                m.idp_calls = Some(idp_calls);
+            }
+            report(&m);
             results.measured.push(m);
         }
+    }
+    for (config, server, _) in &servers {
         results
             .rss_kib
             .insert(config.name.to_owned(), server.rss_kib());
     }
+    drop(servers);
+    env.flush_stores()?;
     if env.args.scale {
         run_scale(&env, &mut results)?;
     }
