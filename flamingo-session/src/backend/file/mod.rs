@@ -700,21 +700,16 @@ impl Folder {
         removed
     }
 
+    /// Loads a session from its file, for when [`cached`](Self::cached) had nothing (the caller
+    /// asks it first), and remembers it.
     fn load(&self, id: &FileId) -> Result<Option<SessionState>, BackendError> {
+        // Read before the file: a change after it only makes the entry stale.
         let version = self.table.version(id.slot);
-        let stored = match self.cache.get(&id.key, version) {
-            Some(stored) => stored,
-            None => match self.read(&self.session_path(id))? {
-                Some(stored) => {
-                    self.cache.put(&id.key, version, stored.clone());
-                    stored
-                }
-                None => {
-                    self.cache.forget(&id.key);
-                    return Ok(None);
-                }
-            },
+        let Some(stored) = self.read(&self.session_path(id))? else {
+            self.cache.forget(&id.key);
+            return Ok(None);
         };
+        self.cache.put(&id.key, version, stored.clone());
         if stored.expires > now_ms() {
             return Ok(Some(stored.state));
         }
@@ -791,12 +786,21 @@ impl Folder {
         self.remove(id, &slot)
     }
 
+    /// The stored session's expiry under its slot's lock: the remembered one when the slot has
+    /// not changed since, the file's first fields otherwise; `None` when there is no file.
+    fn stored_expiry(&self, id: &FileId, slot: &SlotLock<'_>) -> Result<Option<u64>, BackendError> {
+        match self.cache.get(&id.key, slot.version()) {
+            Some(stored) => Ok(Some(stored.expires)),
+            None => read_header_expiry(self, &self.session_path(id)),
+        }
+    }
+
     /// Removes a session file under its slot's lock; `true` when it was live.
     fn end_session(&self, id: &FileId) -> Result<bool, BackendError> {
         let slot = self.table.lock(id.slot);
         let live = self
-            .stored(id, &slot)?
-            .is_some_and(|stored| stored.expires > now_ms());
+            .stored_expiry(id, &slot)?
+            .is_some_and(|expires| expires > now_ms());
         self.remove(id, &slot)?;
         Ok(live)
     }
@@ -804,13 +808,8 @@ impl Folder {
     /// Removes a session file if it is (still, under the lock) expired; `true` when removed.
     fn remove_if_expired(&self, id: &FileId) -> Result<bool, BackendError> {
         let slot = self.table.lock(id.slot);
-        let version = slot.version();
-        let expires = match self.cache.get(&id.key, version) {
-            Some(stored) => stored.expires,
-            None => match read_header_expiry(self, &self.session_path(id))? {
-                Some(expires) => expires,
-                None => return Ok(false),
-            },
+        let Some(expires) = self.stored_expiry(id, &slot)? else {
+            return Ok(false);
         };
         if expires > now_ms() {
             return Ok(false);
