@@ -36,6 +36,13 @@ pub(crate) fn impl_session_value(input: &Input<'_>) -> TokenStream {
                 fn session_type_name() -> ::std::borrow::Cow<'static, str> {
                     ::std::borrow::Cow::Borrowed(#base)
                 }
+
+                // A clone when the type is `Clone`, none otherwise (see `CloneProbe`).
+                fn copy_value(&self) -> ::core::option::Option<Self> {
+                    #[allow(unused_imports)]
+                    use #krate::__private::{CopyByClone as _, NoCopy as _};
+                    (&#krate::__private::CloneProbe(self)).copy_value()
+                }
             }
 
             #krate::__private::inventory::submit! {

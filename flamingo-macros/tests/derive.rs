@@ -260,3 +260,25 @@ fn derived_types_nest_in_std_containers() {
     assert_eq!(decoded.type_name, "BTreeMap<String, Vec<test.Flash>>");
     assert_eq!(decoded.json, serde_json::json!({ "ann": ["Cleared"] }));
 }
+
+#[derive(Serialize, Deserialize, SessionValue, Debug, PartialEq, Clone)]
+#[session_value(name = "test.Basket")]
+struct Basket {
+    items: Vec<String>,
+}
+
+#[test]
+fn clone_types_copy_themselves_for_the_decoded_value_cache_and_others_do_not() {
+    let basket = Basket {
+        items: vec!["tea".into()],
+    };
+    assert_eq!(basket.copy_value(), Some(basket.clone()));
+    // Not `Clone`: decoded on every load.
+    assert_eq!(UserId(7).copy_value(), None);
+    // Generic: decoded on every load, whatever its parameters.
+    let page = Page::<u32> {
+        items: vec![1],
+        next: None,
+    };
+    assert_eq!(page.copy_value(), None);
+}

@@ -144,5 +144,6 @@ pub use actix_session;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::registry::Registration;
+    pub use crate::value::{CloneProbe, CopyByClone, NoCopy};
     pub use inventory;
 }

@@ -1,15 +1,18 @@
 //! The [`Session`] extractor: Flamingo's `web.Session` API over the request's session.
 
-use std::{cell::RefCell, rc::Rc};
+use std::rc::Rc;
 
 use actix_session::SessionExt as _;
 use actix_web::{dev::Payload, FromRequest, HttpRequest, ResponseError};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    backend::{SessionId, SessionOwner},
+    backend::{SessionId, SessionOwner, SessionState},
     config::SaveMode,
-    middleware::{state::State, SessionUnavailable},
+    middleware::{
+        state::{Data, Slot},
+        SessionUnavailable,
+    },
     value::{self, DecodeError, EnvelopeRef, SessionValue},
 };
 
@@ -101,7 +104,7 @@ impl SessionError {
 
 /// Decodes a stored text as `T` with errors naming `key`.
 pub(crate) fn decode_stored<T: SessionValue>(key: &str, text: &str) -> Result<T, SessionError> {
-    value::decode::<T>(text)
+    value::decode_remembered::<T>(text)
         .map_err(|err| SessionError::from_decode(key, &T::session_type_name(), err))
 }
 
@@ -145,7 +148,7 @@ pub struct Session {
 #[derive(Clone)]
 enum Backing {
     /// Under our [`SessionMiddleware`](crate::middleware::SessionMiddleware).
-    Own(Rc<RefCell<State>>),
+    Own(Rc<Slot>),
     /// Under actix-session's own `SessionMiddleware`: its state, replaced as a whole on save.
     Actix(actix_session::Session),
 }
@@ -254,11 +257,12 @@ impl Session {
             Backing::Own(state) => {
                 let mut state = state.borrow_mut();
                 state.mark(key);
+                let data = state.data.to_mut();
                 // Overwriting a key keeps its stored name: no allocation for it.
-                match state.data.get_mut(key) {
+                match data.get_mut(key) {
                     Some(value) => *value = text,
                     None => {
-                        state.data.insert(key.to_owned(), text);
+                        data.insert(key.to_owned(), text);
                     }
                 }
             }
@@ -380,7 +384,9 @@ impl Session {
             Backing::Own(state) => {
                 let mut state = state.borrow_mut();
                 state.mark(key);
-                state.data.remove(key);
+                if state.data.contains_key(key) {
+                    state.data.to_mut().remove(key);
+                }
             }
             Backing::Actix(session) => {
                 session.remove(key);
@@ -465,7 +471,7 @@ impl Session {
         match &self.backing {
             Backing::Own(state) => {
                 let mut state = state.borrow_mut();
-                state.data.clear();
+                state.data = Data::Own(SessionState::new());
                 state.cleared = true;
             }
             Backing::Actix(session) => session.clear(),
@@ -709,7 +715,7 @@ impl Session {
                 state.renewed = false;
                 state.owner = None;
                 state.cleared = false;
-                state.data.clear();
+                state.data = Data::Own(SessionState::new());
                 state.dirty.clear();
             }
             Backing::Actix(session) => session.purge(),

@@ -18,6 +18,10 @@ use std::{
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+mod decoded;
+#[doc(hidden)]
+pub use decoded::{CloneProbe, CopyByClone, NoCopy};
+
 /// A type that can be stored in a session.
 ///
 /// Derive it with `#[derive(SessionValue)]` (re-exported as
@@ -66,6 +70,16 @@ use serde_json::value::RawValue;
 /// assert!(<Vec<ApiToken>>::SENSITIVE);
 /// assert!(!String::SENSITIVE);
 /// ```
+///
+/// # Decoded values are remembered
+///
+/// Each worker thread remembers the last values it decoded (256 of them, each from a stored text
+/// of at most 2 KiB), so a value read again from the same text, such as the cart a user's every
+/// page shows, is [copied](SessionValue::copy_value) instead of decoded again. Only types that
+/// can copy themselves take part: `#[derive(SessionValue)]` makes a non-generic type that is
+/// `Clone` do so with `Clone`, and sensitive types never do (a token is not kept beyond the
+/// request that read it). A type whose `Clone` is not a faithful copy implements `SessionValue`
+/// by hand.
 pub trait SessionValue: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Whether values of this type are secret: the registry's dynamic view and its `Debug`
     /// redact them. Default: `false`; `#[session_value(sensitive)]` sets it.
@@ -73,6 +87,31 @@ pub trait SessionValue: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// The stable name stored next to every value of this type.
     fn session_type_name() -> Cow<'static, str>;
+
+    /// An exact copy of this value, which lets a later load of the same stored text answer it
+    /// without decoding (see above). `None`, the default, decodes on every load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flamingo_session::SessionValue;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, PartialEq, Debug, Serialize, Deserialize, SessionValue)]
+    /// #[session_value(name = "shop.Cart")]
+    /// struct Cart(Vec<String>);
+    ///
+    /// #[derive(Serialize, Deserialize, SessionValue)]
+    /// #[session_value(name = "shop.Basket")]
+    /// struct Basket(Vec<String>); // not Clone
+    ///
+    /// let cart = Cart(vec!["tea".into()]);
+    /// assert_eq!(cart.copy_value(), Some(cart.clone()));
+    /// assert!(Basket(vec![]).copy_value().is_none());
+    /// ```
+    fn copy_value(&self) -> Option<Self> {
+        None
+    }
 }
 
 /// What the dynamic view shows instead of a sensitive value.
@@ -109,6 +148,15 @@ pub(crate) enum DecodeError {
     Mismatch { stored: String },
     /// The envelope names `T`, but the value does not deserialize.
     Value(serde_json::Error),
+}
+
+/// [`decode`], or the copy of the value decoded last from the same text on this thread (see
+/// [`SessionValue`]'s "Decoded values are remembered").
+pub(crate) fn decode_remembered<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
+    if T::SENSITIVE {
+        return decode(text);
+    }
+    decoded::get_or_decode(text, || decode(text))
 }
 
 /// Decodes a stored text as `T`, checking the type name first, in one pass over the text: the

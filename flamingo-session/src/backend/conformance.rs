@@ -3,7 +3,7 @@
 //! [`run`] checks the contract documented in [`backend`](crate::backend) against a live backend,
 //! one public function per rule (call them one by one to get a test per rule): unknown IDs,
 //! round trip with values stored verbatim, fresh distinct IDs, replace and merge, delete, a dead
-//! session staying dead, touch, renew, sizes up to and over `store.length` (with the old state
+//! session staying dead, touch, shared loads being snapshots, renew, sizes up to and over `store.length` (with the old state
 //! intact), concurrent creates and merges, and TTL expiry and refresh; for a backend with a
 //! [per-owner index](crate::backend::index), listing, ending one and all, following writes and
 //! expiry, and an `end_all` racing creates; for one with leases, exclusion and expiry. Each
@@ -78,11 +78,22 @@ async fn must_save(
     );
 }
 
+/// Whether `id` loads as `None`, through both `load` and `load_shared` (which must agree).
 async fn is_gone(backend: &dyn SessionBackend, id: &SessionId, rule: &str) -> bool {
-    match backend.load(id).await {
+    let name = backend.name();
+    let gone = match backend.load(id).await {
         Ok(found) => found.is_none(),
-        Err(err) => panic!("[{}] {rule}: load failed: {err}", backend.name()),
-    }
+        Err(err) => panic!("[{name}] {rule}: load failed: {err}"),
+    };
+    let shared_gone = match backend.load_shared(id).await {
+        Ok(found) => found.is_none(),
+        Err(err) => panic!("[{name}] {rule}: load_shared failed: {err}"),
+    };
+    assert_eq!(
+        gone, shared_gone,
+        "[{name}] {rule}: load and load_shared must agree on whether the session exists"
+    );
+    gone
 }
 
 /// Runs every rule against `backend`, whose `store.length` is `store_length` bytes (at least
@@ -103,6 +114,7 @@ pub async fn run(backend: &dyn SessionBackend, store_length: usize) {
     delete_is_idempotent(backend).await;
     a_dead_session_stays_dead(backend).await;
     touch_keeps_data(backend).await;
+    shared_loads_are_snapshots(backend).await;
     renew_moves_the_data(backend).await;
     if store_length > 0 {
         sizes_are_bounded(backend, store_length).await;
@@ -295,6 +307,50 @@ pub async fn a_dead_session_stays_dead(backend: &dyn SessionBackend) {
             "[{name}] touching a {how} session must not create it"
         );
     }
+}
+
+/// `load_shared` answers what `load` does, and what it answered stays as it was when a later
+/// write changes the session: a request's copy is a snapshot, never changed under it.
+pub async fn shared_loads_are_snapshots(backend: &dyn SessionBackend) {
+    let name = backend.name();
+    let rule = "shared loads";
+    let before = state(&[("a", "1"), ("b", "2")]);
+    let id = must_create(backend, before.clone(), LONG, rule).await;
+    let shared = |found: Result<Option<std::sync::Arc<SessionState>>, BackendError>| match found {
+        Ok(Some(state)) => state,
+        Ok(None) => panic!("[{name}] {rule}: load_shared missed a live session"),
+        Err(err) => panic!("[{name}] {rule}: load_shared failed: {err}"),
+    };
+    let held = shared(backend.load_shared(&id).await);
+    assert_eq!(
+        *held, before,
+        "[{name}] load_shared must answer the stored state"
+    );
+    must_save(backend, &id, merge(&[("a", "3")], &["b"]), LONG, rule).await;
+    let after = state(&[("a", "3")]);
+    assert_eq!(
+        *held, before,
+        "[{name}] a write must not change a state load_shared answered before it"
+    );
+    assert_eq!(
+        *shared(backend.load_shared(&id).await),
+        after,
+        "[{name}] load_shared must answer the state after a write"
+    );
+    assert_eq!(must_load(backend, &id, rule).await, after);
+    must_save(
+        backend,
+        &id,
+        SessionChange::Replace(state(&[("c", "4")])),
+        LONG,
+        rule,
+    )
+    .await;
+    assert_eq!(
+        *shared(backend.load_shared(&id).await),
+        state(&[("c", "4")]),
+        "[{name}] load_shared must answer the state after a replace"
+    );
 }
 
 /// Touch keeps the data and answers `Saved` for a live session.

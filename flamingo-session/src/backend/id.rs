@@ -1,6 +1,6 @@
 //! [`SessionId`]: the one type for a session's ID, validated once and never printed.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -18,6 +18,7 @@ const MAX_LEN: usize = 128;
 /// It is a secret (whoever holds it holds the session): its `Debug` and `Display` show only the
 /// first characters of its [`hash`](Self::hash), so it cannot leak into a log or an error by
 /// accident. [`expose`](Self::expose) gives the text, for a backend and the cookie only.
+/// Cloning one counts a reference; it copies nothing.
 ///
 /// # Examples
 ///
@@ -31,7 +32,7 @@ const MAX_LEN: usize = 128;
 /// assert_eq!(id.expose().parse::<SessionId>().unwrap(), id);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(Box<str>);
+pub struct SessionId(Arc<str>);
 
 /// A string that is not a valid [`SessionId`]; says why without repeating it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,10 +49,14 @@ impl SessionId {
     pub fn generate() -> SessionId {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
+        let mut text = [0u8; 43];
+        let len = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .expect("43 characters hold 32 bytes in base64url");
         SessionId(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(bytes)
-                .into_boxed_str(),
+            std::str::from_utf8(&text[..len])
+                .expect("base64 is ASCII")
+                .into(),
         )
     }
 
@@ -78,7 +83,7 @@ impl SessionId {
         let mut text = String::with_capacity(Self::OWNED_ID_LEN);
         text.push_str(owner.tag());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut text);
-        SessionId(text.into_boxed_str())
+        SessionId(text.into())
     }
 
     /// Whether this ID has the form [`generate_for`](Self::generate_for) gives an owner's

@@ -40,7 +40,9 @@ const EVICT_FRACTION: usize = 16;
 const CREATE_ATTEMPTS: usize = 16;
 
 struct Entry {
-    state: SessionState,
+    /// Shared with the requests that loaded it ([`load_shared`](SessionBackend::load_shared)):
+    /// a write while one holds it copies it first.
+    state: Arc<SessionState>,
     expires_at: Instant,
     /// The owner's key and the creation time (Unix seconds), for a session in an owner's index.
     owner: Option<(Arc<str>, u64)>,
@@ -323,13 +325,17 @@ impl SessionBackend for MemoryBackend {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
-        Ok(self.with_live(id, |entry| entry.state.clone()))
+        Ok(self.with_live(id, |entry| SessionState::clone(&entry.state)))
+    }
+
+    async fn load_shared(&self, id: &SessionId) -> Result<Option<Arc<SessionState>>, BackendError> {
+        Ok(self.with_live(id, |entry| Arc::clone(&entry.state)))
     }
 
     async fn create(&self, state: SessionState, ttl: Duration) -> Result<SessionId, BackendError> {
         check_length(&state, self.inner.store_length)?;
         let entry = Entry {
-            state,
+            state: Arc::new(state),
             expires_at: Instant::now() + ttl,
             owner: None,
             last_seen: unix_now(),
@@ -351,7 +357,7 @@ impl SessionBackend for MemoryBackend {
             match change {
                 SessionChange::Replace(state) => {
                     check_length(&state, limit)?;
-                    entry.state = state;
+                    entry.state = Arc::new(state);
                 }
                 SessionChange::Merge { set, remove } => {
                     if limit != 0 {
@@ -370,10 +376,11 @@ impl SessionBackend for MemoryBackend {
                             return Err(BackendError::TooLarge { size, limit });
                         }
                     }
+                    let state = Arc::make_mut(&mut entry.state);
                     for key in &remove {
-                        entry.state.remove(key);
+                        state.remove(key);
                     }
-                    entry.state.extend(set);
+                    state.extend(set);
                 }
             }
             entry.expires_at = Instant::now() + ttl;
@@ -426,7 +433,7 @@ impl SessionIndex for MemoryBackend {
         let key: Arc<str> = owner.key().into();
         let now = unix_now();
         let entry = Entry {
-            state,
+            state: Arc::new(state),
             expires_at: Instant::now() + ttl,
             owner: Some((key.clone(), now)),
             last_seen: now,

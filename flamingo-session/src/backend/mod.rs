@@ -31,7 +31,7 @@
 //!
 //! [`conformance`] checks all of this for any backend, one function per rule.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
@@ -238,6 +238,18 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// [`BackendError::Corrupt`] when stored data cannot be decoded, [`BackendError::Unavailable`]
     /// when the store cannot be reached.
     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError>;
+
+    /// Loads a session for a request, as [`load`](Self::load) does, which is what it calls
+    /// unless overridden. A backend that holds sessions in this process (memory, the file
+    /// backend's cache) answers the copy it holds, shared: a request that only reads the session
+    /// then copies none of it, and one that writes copies it once, on its first write.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`load`](Self::load).
+    async fn load_shared(&self, id: &SessionId) -> Result<Option<Arc<SessionState>>, BackendError> {
+        Ok(self.load(id).await?.map(Arc::new))
+    }
 
     /// Stores a new session under a fresh ID and returns the ID. Never overwrites an existing
     /// session.

@@ -150,8 +150,8 @@ where
         let commit = match self.as_mut().project() {
             SessionResponseProj::Handler { fut, shared } => {
                 let res = ready!(fut.poll(cx))?;
-                let slot = res.request().extensions_mut().remove::<Slot>();
-                let Some(state) = slot.and_then(|slot| slot.get().cloned()) else {
+                let slot = res.request().extensions_mut().remove::<Rc<Slot>>();
+                let Some(state) = slot.as_deref().and_then(Slot::loaded) else {
                     return Poll::Ready(Ok(res));
                 };
                 let state = {

@@ -27,8 +27,29 @@ pub(crate) struct Shared {
     pub(crate) touch_interval: Duration,
 }
 
-/// The request's session once extracted: shared by every extractor of the request.
-pub(crate) type Slot = Rc<tokio::sync::OnceCell<Rc<RefCell<State>>>>;
+/// The request's session: put into its extensions on the first extraction, loaded once, and
+/// shared by every extractor of the request (one allocation for all of it).
+pub(crate) struct Slot {
+    /// Set once the state was loaded; a failed load leaves it unset, so the next extractor tries
+    /// again.
+    loaded: tokio::sync::OnceCell<()>,
+    state: RefCell<State>,
+}
+
+impl Slot {
+    /// The loaded state; `None` while no extractor loaded it.
+    pub(crate) fn loaded(&self) -> Option<&RefCell<State>> {
+        self.loaded.initialized().then_some(&self.state)
+    }
+}
+
+impl std::ops::Deref for Slot {
+    type Target = RefCell<State>;
+
+    fn deref(&self) -> &RefCell<State> {
+        &self.state
+    }
+}
 
 /// The session data of one request and what the request did to it.
 #[derive(Debug)]
@@ -36,7 +57,7 @@ pub(crate) struct State {
     pub(crate) mode: SaveMode,
     /// The stored session this request arrived with; `None` for a new one.
     pub(crate) ticket: Option<Ticket>,
-    pub(crate) data: SessionState,
+    pub(crate) data: Data,
     /// Keys written or removed (and, in `OnRead`, read) by this request.
     pub(crate) dirty: HashSet<String>,
     /// `clear_all` ran: the whole state replaces what is stored.
@@ -49,8 +70,53 @@ pub(crate) struct State {
     pub(crate) owner: Option<SessionOwner>,
 }
 
+/// A request's session data: the backend's shared copy
+/// ([`load_shared`](SessionBackend::load_shared)) until the request first changes it, then its
+/// own. Reads go through `Deref`, changes through [`to_mut`](Data::to_mut).
+#[derive(Debug)]
+pub(crate) enum Data {
+    Shared(Arc<SessionState>),
+    Own(SessionState),
+}
+
+impl Data {
+    /// The data to change, copied first if it is still shared with the backend.
+    pub(crate) fn to_mut(&mut self) -> &mut SessionState {
+        if let Data::Shared(_) = self {
+            let Data::Shared(shared) = std::mem::replace(self, Data::Own(SessionState::new()))
+            else {
+                unreachable!("matched just above")
+            };
+            *self = Data::Own(Arc::unwrap_or_clone(shared));
+        }
+        match self {
+            Data::Own(own) => own,
+            Data::Shared(_) => unreachable!("made own just above"),
+        }
+    }
+
+    /// Takes the data out (copied if it is still shared), leaving it empty.
+    pub(crate) fn take(&mut self) -> SessionState {
+        match std::mem::replace(self, Data::Own(SessionState::new())) {
+            Data::Shared(shared) => Arc::unwrap_or_clone(shared),
+            Data::Own(own) => own,
+        }
+    }
+}
+
+impl std::ops::Deref for Data {
+    type Target = SessionState;
+
+    fn deref(&self) -> &SessionState {
+        match self {
+            Data::Shared(shared) => shared,
+            Data::Own(own) => own,
+        }
+    }
+}
+
 impl State {
-    fn new(mode: SaveMode, ticket: Option<Ticket>, data: SessionState) -> State {
+    fn new(mode: SaveMode, ticket: Option<Ticket>, data: Data) -> State {
         State {
             mode,
             ticket,
@@ -65,7 +131,7 @@ impl State {
 
     /// An empty state of the same mode, left behind when the middleware takes this one.
     pub(crate) fn emptied(&self) -> State {
-        State::new(self.mode, None, SessionState::new())
+        State::new(self.mode, None, Data::Own(SessionState::new()))
     }
 
     /// The ID the handler sees: none for a new, renewed or purged session.
@@ -96,30 +162,39 @@ impl ResponseError for SessionUnavailable {
 
 /// The session of `req` under our middleware: loaded on the first call, shared afterwards.
 /// `None` when the middleware is not in front of this request.
-pub(crate) async fn extract(
-    req: &HttpRequest,
-) -> Option<Result<Rc<RefCell<State>>, SessionUnavailable>> {
-    let shared = req.app_data::<Rc<Shared>>().cloned()?;
+pub(crate) async fn extract(req: &HttpRequest) -> Option<Result<Rc<Slot>, SessionUnavailable>> {
+    let shared = req.app_data::<Rc<Shared>>()?;
     let slot = {
         let mut extensions = req.extensions_mut();
-        match extensions.get::<Slot>() {
+        match extensions.get::<Rc<Slot>>() {
             Some(slot) => slot.clone(),
             None => {
-                let slot = Slot::default();
+                let slot = Rc::new(Slot {
+                    loaded: tokio::sync::OnceCell::new(),
+                    state: RefCell::new(State::new(
+                        shared.mode,
+                        None,
+                        Data::Own(SessionState::new()),
+                    )),
+                });
                 extensions.insert(slot.clone());
                 slot
             }
         }
     };
-    let state = slot
-        .get_or_try_init(|| async { load(&shared, req).await.map(|s| Rc::new(RefCell::new(s))) })
-        .await
-        .cloned();
-    Some(state)
+    let loaded = slot
+        .loaded
+        .get_or_try_init(|| async {
+            let loaded = load(shared, req).await?;
+            *slot.state.borrow_mut() = loaded;
+            Ok(())
+        })
+        .await;
+    Some(loaded.map(|()| slot.clone()))
 }
 
 async fn load(shared: &Shared, req: &HttpRequest) -> Result<State, SessionUnavailable> {
-    let fresh = || State::new(shared.mode, None, SessionState::new());
+    let fresh = || State::new(shared.mode, None, Data::Own(SessionState::new()));
     let Some(ticket) = shared
         .codec
         .find(req.headers())
@@ -136,8 +211,8 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<State, SessionUnavai
             return Ok(fresh());
         }
     }
-    match shared.backend.load(&ticket.id).await {
-        Ok(Some(data)) => Ok(State::new(shared.mode, Some(ticket), data)),
+    match shared.backend.load_shared(&ticket.id).await {
+        Ok(Some(data)) => Ok(State::new(shared.mode, Some(ticket), Data::Shared(data))),
         Ok(None) => Ok(fresh()),
         Err(err @ BackendError::Corrupt(_)) => {
             tracing::warn!(
@@ -308,15 +383,16 @@ impl Shared {
     /// deletes `old` once the new one exists.
     async fn create(
         &self,
-        state: State,
+        mut state: State,
         now: u64,
         old: Option<&SessionId>,
     ) -> Result<CookieAction, CommitError> {
         let largest = largest_key(&state);
         let ttl = self.ttl(now, now);
+        let data = state.data.take();
         let created = match (&state.owner, self.backend.index()) {
-            (Some(owner), Some(index)) => index.create_owned(owner, state.data, ttl).await,
-            _ => self.backend.create(state.data, ttl).await,
+            (Some(owner), Some(index)) => index.create_owned(owner, data, ttl).await,
+            _ => self.backend.create(data, ttl).await,
         };
         let id = created.map_err(|err| self.failed(err, largest))?;
         if let Some(old) = old {
@@ -340,12 +416,17 @@ impl Shared {
 /// `clear_all`) or the changed keys.
 fn take_change(state: &mut State) -> SessionChange {
     if state.cleared || state.mode == SaveMode::Always {
-        return SessionChange::Replace(std::mem::take(&mut state.data));
+        return SessionChange::Replace(state.data.take());
     }
     let mut set = SessionState::with_capacity(state.dirty.len());
     let mut remove = Vec::new();
     for key in state.dirty.drain() {
-        match state.data.remove(&key) {
+        // The state is dropped after this: a shared one is not copied, only its changed values.
+        let value = match &mut state.data {
+            Data::Own(own) => own.remove(&key),
+            Data::Shared(shared) => shared.get(&key).cloned(),
+        };
+        match value {
             Some(value) => {
                 set.insert(key, value);
             }

@@ -22,7 +22,8 @@ const MAX_FILES: usize = 64;
 pub(super) struct Stored {
     /// Unix milliseconds.
     pub(super) expires: u64,
-    pub(super) state: SessionState,
+    /// Shared with the requests that loaded it: a write builds a new state.
+    pub(super) state: Arc<SessionState>,
     /// The file's length in bytes, as far as this process knows (it decides when a file is
     /// rewritten instead of appended to).
     pub(super) len: u64,
@@ -130,7 +131,7 @@ mod tests {
     fn stored(value: &str) -> Stored {
         Stored {
             expires: 1,
-            state: SessionState::from([("k".to_owned(), value.to_owned())]),
+            state: Arc::new(SessionState::from([("k".to_owned(), value.to_owned())])),
             len: 10,
             file: None,
         }

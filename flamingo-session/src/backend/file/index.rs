@@ -221,6 +221,7 @@ impl SessionIndex for FileBackend {
         let expires = expiry(ttl);
         self.blocking("create_owned", move |folder| {
             let record = Record::encode(expires, &state)?;
+            let state = Arc::new(state);
             let key = owner.key();
             let _lock = folder.index_lock(key)?;
             let mut index = folder.read_index(key)?;

@@ -339,6 +339,10 @@ impl SessionBackend for FileBackend {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<SessionState>, BackendError> {
+        Ok(self.load_shared(id).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn load_shared(&self, id: &SessionId) -> Result<Option<Arc<SessionState>>, BackendError> {
         let id = FileId::new(id);
         if let Some(state) = self.inner.folder.cached(&id) {
             return Ok(Some(state));
@@ -359,6 +363,7 @@ impl SessionBackend for FileBackend {
         let task_span = span.clone();
         self.run(move |folder| {
             let record = Record::encode(expires, &state)?;
+            let state = Arc::new(state);
             for _ in 0..CREATE_ATTEMPTS {
                 let id = FileId::new(&SessionId::generate());
                 task_span.record("session", tracing::field::display(&id.hash));
@@ -560,7 +565,7 @@ impl Folder {
 
     /// The live session as remembered, when its slot has not changed since: no system call.
     /// `None` when it is not remembered, changed or expired.
-    fn cached(&self, id: &FileId) -> Option<SessionState> {
+    fn cached(&self, id: &FileId) -> Option<Arc<SessionState>> {
         let stored = self.cache.get(&id.key, self.table.version(id.slot))?;
         (stored.expires > now_ms()).then_some(stored.state)
     }
@@ -573,7 +578,7 @@ impl Folder {
                 let len = bytes.len() as u64;
                 Ok(Some(Stored {
                     expires,
-                    state,
+                    state: Arc::new(state),
                     len,
                     file: None,
                 }))
@@ -635,21 +640,22 @@ impl Folder {
     /// remembers the result. The record is appended to the file (one `write`), unless the file
     /// would grow too long, in which case the file is replaced by one holding only this record.
     /// `Gone` when the file disappeared meanwhile (removed by hand: nothing is recreated).
+    /// `old` is the file's length and open handle as remembered.
     fn put(
         &self,
         id: &FileId,
         slot: &SlotLock<'_>,
-        old: Stored,
+        (old_len, old_file): (u64, Option<Arc<File>>),
         expires: u64,
-        state: SessionState,
+        state: Arc<SessionState>,
     ) -> Result<SaveOutcome, BackendError> {
         let record = Record::encode(expires, &state)?;
-        let appended = old.len + record.appended().len() as u64;
+        let appended = old_len + record.appended().len() as u64;
         let (len, file) = if appended > 4 * record.whole().len() as u64 + APPEND_SLACK {
             self.write(id, record.whole(), WriteMode::Overwrite)?;
             (record.whole().len() as u64, None)
         } else {
-            match self.append(id, old.file, record.appended()) {
+            match self.append(id, old_file, record.appended()) {
                 Ok(file) => (appended, Some(file)),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
                     slot.bump();
@@ -702,7 +708,7 @@ impl Folder {
 
     /// Loads a session from its file, for when [`cached`](Self::cached) had nothing (the caller
     /// asks it first), and remembers it.
-    fn load(&self, id: &FileId) -> Result<Option<SessionState>, BackendError> {
+    fn load(&self, id: &FileId) -> Result<Option<Arc<SessionState>>, BackendError> {
         // Read before the file: a change after it only makes the entry stale.
         let version = self.table.version(id.slot);
         let Some(stored) = self.read(&self.session_path(id))? else {
@@ -725,7 +731,7 @@ impl Folder {
         &self,
         id: &FileId,
         record: &Record,
-        state: &SessionState,
+        state: &Arc<SessionState>,
         expires: u64,
     ) -> Result<bool, BackendError> {
         // Read before the file exists: a later change of the slot only makes this entry stale.
@@ -735,7 +741,7 @@ impl Folder {
         }
         let stored = Stored {
             expires,
-            state: state.clone(),
+            state: Arc::clone(state),
             len: record.whole().len() as u64,
             file: None,
         };
@@ -751,27 +757,28 @@ impl Folder {
         expires: u64,
     ) -> Result<SaveOutcome, BackendError> {
         let slot = self.table.lock(id.slot);
-        let Some(mut stored) = self.stored(id, &slot)? else {
+        let Some(stored) = self.stored(id, &slot)? else {
             return Ok(SaveOutcome::Gone);
         };
         if stored.expires <= now_ms() {
             return Ok(SaveOutcome::Gone);
         }
+        // Copied only when a request still holds the remembered state.
         let mut state = match &change {
-            SessionChange::Merge { .. } => std::mem::take(&mut stored.state),
+            SessionChange::Merge { .. } => Arc::unwrap_or_clone(stored.state),
             SessionChange::Replace(_) => SessionState::new(),
         };
         change.apply_to(&mut state);
         check_length(&state, limit)?;
-        self.put(id, &slot, stored, expires, state)
+        let old = (stored.len, stored.file);
+        self.put(id, &slot, old, expires, Arc::new(state))
     }
 
     fn touch(&self, id: &FileId, expires: u64) -> Result<SaveOutcome, BackendError> {
         let slot = self.table.lock(id.slot);
         match self.stored(id, &slot)? {
-            Some(mut stored) if stored.expires > now_ms() => {
-                let state = std::mem::take(&mut stored.state);
-                self.put(id, &slot, stored, expires, state)
+            Some(stored) if stored.expires > now_ms() => {
+                self.put(id, &slot, (stored.len, stored.file), expires, stored.state)
             }
             Some(_) => {
                 self.remove(id, &slot)?;
