@@ -157,6 +157,8 @@ pub struct Workload {
     pub cookie: bool,
     /// The route that seeds the session whose cookie the requests carry.
     pub seed: &'static str,
+    /// Whether every request creates a session (each run then starts from empty Redis stores).
+    pub creates_sessions: bool,
 }
 
 /// Every workload, in table order.
@@ -167,6 +169,7 @@ pub const WORKLOADS: &[Workload] = &[
         path: "/counter",
         cookie: true,
         seed: "/seed",
+        creates_sessions: false,
     },
     Workload {
         name: "cart",
@@ -174,6 +177,7 @@ pub const WORKLOADS: &[Workload] = &[
         path: "/cart",
         cookie: true,
         seed: "/seed",
+        creates_sessions: false,
     },
     Workload {
         name: "plain",
@@ -181,6 +185,7 @@ pub const WORKLOADS: &[Workload] = &[
         path: "/plain",
         cookie: false,
         seed: "/seed",
+        creates_sessions: false,
     },
     Workload {
         name: "plain-cookie",
@@ -188,6 +193,7 @@ pub const WORKLOADS: &[Workload] = &[
         path: "/plain",
         cookie: true,
         seed: "/seed",
+        creates_sessions: false,
     },
     Workload {
         name: "new",
@@ -195,6 +201,7 @@ pub const WORKLOADS: &[Workload] = &[
         path: "/counter",
         cookie: false,
         seed: "/seed",
+        creates_sessions: true,
     },
     Workload {
         name: "user",
@@ -202,6 +209,7 @@ pub const WORKLOADS: &[Workload] = &[
         path: "/user",
         cookie: true,
         seed: "/seed-user",
+        creates_sessions: false,
     },
 ];
 

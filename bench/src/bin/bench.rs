@@ -317,11 +317,13 @@ struct Env {
 }
 
 impl Env {
-    fn start_server(&self, config: &Config, tag: &str) -> Result<Server, String> {
+    /// Starts `config`'s server, with `extra` arguments for bench-server.
+    fn start_server(&self, config: &Config, tag: &str, extra: &[&str]) -> Result<Server, String> {
         let port = free_port(false);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut cmd = pinned(self.cpus.server, &self.args.server.display().to_string());
         cmd.args(["--config", config.name, "--addr", &addr.to_string()]);
+        cmd.args(extra);
         if let Some(redis) = &self.redis {
             cmd.args(["--redis", &redis.host()]);
         }
@@ -415,22 +417,6 @@ impl Env {
         run.redis_cpu_us = (redis_ns() - redis_before) as f64 / 1000.0 / requests;
         Ok(run)
     }
-
-    /// `--runs` runs of `workload` against `server` back to back, summarised.
-    fn measure(
-        &self,
-        server: &Server,
-        config: &'static Config,
-        workload: &'static Workload,
-        cookie: Option<&str>,
-    ) -> Result<Measured, String> {
-        let runs = (0..self.args.runs)
-            .map(|_| self.measure_run(server, config, workload, cookie))
-            .collect::<Result<Vec<_>, _>>()?;
-        let m = summarise(config.name, workload.name, runs);
-        report(&m);
-        Ok(m)
-    }
 }
 
 /// Prints one summarised measurement as the run goes.
@@ -488,6 +474,21 @@ fn seed(server: &Server, config: &Config, path: &str) -> Result<Option<String>, 
         ));
     }
     Ok(Some(cookie))
+}
+
+/// Seeds a session for every workload of the run that applies to `config`: seed path → cookie.
+fn seed_all(
+    env: &Env,
+    server: &Server,
+    config: &Config,
+) -> Result<BTreeMap<&'static str, Option<String>>, String> {
+    let mut cookies = BTreeMap::new();
+    for workload in &env.args.workloads {
+        if applies(config, workload) && !cookies.contains_key(workload.seed) {
+            cookies.insert(workload.seed, seed(server, config, workload.seed)?);
+        }
+    }
+    Ok(cookies)
 }
 
 /// Whether `workload` means something for `config`.
@@ -610,29 +611,52 @@ fn run_scale(env: &Env, results: &mut Results) -> Result<(), String> {
         let Some(config) = env.args.configs.iter().find(|c| c.name == name) else {
             continue;
         };
-        for sessions in [100, env.args.scale_sessions] {
-            env.flush_stores()?;
-            let server = env.start_server(config, &format!("scale-{sessions}"))?;
+        // Both sizes run side by side and their runs alternate, as the main runs do. On Redis
+        // the large dataset is in database 1 of the same server, so that the small one's
+        // database holds only its own sessions.
+        env.flush_stores()?;
+        let mut sides = Vec::new();
+        for (sessions, extra) in [
+            (100, &[][..]),
+            (
+                env.args.scale_sessions,
+                &["--set", "flamingo.session.redis.database=1"][..],
+            ),
+        ] {
+            let server = env.start_server(config, &format!("scale-{sessions}"), extra)?;
             let populate_seconds = populate(&server, sessions - 1)?;
             let cookie = seed(&server, config, "/seed")?;
             eprintln!("scale {name}: {sessions} sessions stored in {populate_seconds:.1} s");
-            for workload in workloads {
-                let m = env.measure(&server, config, workload, cookie.as_deref())?;
+            let redis_used_kib = if config.redis {
+                env.redis.as_ref().and_then(redis_used_kib)
+            } else {
+                None
+            };
+            sides.push((sessions, server, cookie, populate_seconds, redis_used_kib));
+        }
+        for workload in workloads {
+            let mut runs: Vec<Vec<Run>> = sides.iter().map(|_| Vec::new()).collect();
+            for _ in 0..env.args.runs {
+                for (i, (_, server, cookie, ..)) in sides.iter().enumerate() {
+                    runs[i].push(env.measure_run(server, config, workload, cookie.as_deref())?);
+                }
+            }
+            for ((sessions, server, _, populate_seconds, redis_used_kib), runs) in
+                sides.iter().zip(runs)
+            {
+                let m = summarise(config.name, workload.name, runs);
+                report(&m);
                 results.scale.push(Scale {
                     config: config.name,
-                    sessions,
+                    sessions: *sessions,
                     workload: workload.name,
                     rps: m.rps,
                     p50_us: m.p50_us,
                     p99_us: m.p99_us,
                     server_cpu_us: m.server_cpu_us,
                     server_rss_kib: server.rss_kib(),
-                    redis_used_kib: if config.redis {
-                        env.redis.as_ref().and_then(redis_used_kib)
-                    } else {
-                        None
-                    },
-                    populate_seconds,
+                    redis_used_kib: *redis_used_kib,
+                    populate_seconds: *populate_seconds,
                 });
             }
         }
@@ -1223,13 +1247,8 @@ fn run() -> Result<(), String> {
     env.flush_stores()?;
     let mut servers = Vec::new();
     for config in &env.args.configs {
-        let server = env.start_server(config, "main")?;
-        let mut cookies: BTreeMap<&str, Option<String>> = BTreeMap::new();
-        for workload in &env.args.workloads {
-            if applies(config, workload) && !cookies.contains_key(workload.seed) {
-                cookies.insert(workload.seed, seed(&server, config, workload.seed)?);
-            }
-        }
+        let server = env.start_server(config, "main", &[])?;
+        let cookies = seed_all(&env, &server, config)?;
         servers.push((*config, server, cookies));
     }
     for workload in &env.args.workloads {
@@ -1242,6 +1261,12 @@ fn run() -> Result<(), String> {
         let mut idp_calls = vec![0; measured.len()];
         for _ in 0..env.args.runs {
             for (i, (config, server, cookies)) in measured.iter().enumerate() {
+                // A run that creates sessions starts from empty Redis stores: otherwise the
+                // millions of keys earlier runs left (and Redis rehashing its key table as they
+                // grow) fall on whichever configuration runs next.
+                if workload.creates_sessions {
+                    env.flush_stores()?;
+                }
                 let cookie = cookies[workload.seed].as_deref();
                 let before = env.idp.calls();
                 runs[i].push(env.measure_run(server, config, workload, cookie)?);
@@ -1255,6 +1280,13 @@ fn run() -> Result<(), String> {
             }
             report(&m);
             results.measured.push(m);
+        }
+        if workload.creates_sessions {
+            // The flushes took the seeded sessions of the Redis configurations with them.
+            env.flush_stores()?;
+            for (config, server, cookies) in &mut servers {
+                *cookies = seed_all(&env, server, config)?;
+            }
         }
     }
     for (config, server, _) in &servers {
