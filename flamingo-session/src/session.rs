@@ -7,12 +7,9 @@ use actix_web::{dev::Payload, FromRequest, HttpRequest, ResponseError};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    backend::{SessionId, SessionOwner, SessionState},
+    backend::{SessionId, SessionOwner},
     config::SaveMode,
-    middleware::{
-        state::{Data, Slot},
-        SessionUnavailable,
-    },
+    middleware::{state::Slot, SessionUnavailable},
     value::{self, DecodeError, EnvelopeRef, SessionValue},
 };
 
@@ -244,9 +241,9 @@ impl Session {
             Backing::Own(state) => {
                 let mut state = state.borrow_mut();
                 if state.mode == SaveMode::OnRead && !key.starts_with(RESERVED_PREFIX) {
-                    state.mark(key);
+                    state.mark_read(key);
                 }
-                f(state.data.get(key).map(String::as_str))
+                f(state.data.get(key))
             }
             Backing::Actix(session) => f(session.entries().get(key).map(String::as_str)),
         }
@@ -255,16 +252,7 @@ impl Session {
     fn put_text(&self, key: &str, text: String) {
         match &self.backing {
             Backing::Own(state) => {
-                let mut state = state.borrow_mut();
-                state.mark(key);
-                let data = state.data.to_mut();
-                // Overwriting a key keeps its stored name: no allocation for it.
-                match data.get_mut(key) {
-                    Some(value) => *value = text,
-                    None => {
-                        data.insert(key.to_owned(), text);
-                    }
-                }
+                state.borrow_mut().data.set(key, text);
             }
             Backing::Actix(session) => {
                 // A RawValue serialises as the JSON text it holds: actix-session stores it as is.
@@ -382,11 +370,7 @@ impl Session {
         }
         match &self.backing {
             Backing::Own(state) => {
-                let mut state = state.borrow_mut();
-                state.mark(key);
-                if state.data.contains_key(key) {
-                    state.data.to_mut().remove(key);
-                }
+                state.borrow_mut().data.remove(key);
             }
             Backing::Actix(session) => {
                 session.remove(key);
@@ -406,7 +390,12 @@ impl Session {
     /// ```
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = match &self.backing {
-            Backing::Own(state) => state.borrow().data.keys().cloned().collect(),
+            Backing::Own(state) => state
+                .borrow()
+                .data
+                .iter()
+                .map(|(key, _)| key.to_owned())
+                .collect(),
             Backing::Actix(session) => session
                 .entries()
                 .keys()
@@ -443,7 +432,7 @@ impl Session {
                 .borrow()
                 .data
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
             Backing::Actix(session) => session
                 .entries()
@@ -471,7 +460,7 @@ impl Session {
         match &self.backing {
             Backing::Own(state) => {
                 let mut state = state.borrow_mut();
-                state.data = Data::Own(SessionState::new());
+                state.data.clear();
                 state.cleared = true;
             }
             Backing::Actix(session) => session.clear(),
@@ -715,8 +704,8 @@ impl Session {
                 state.renewed = false;
                 state.owner = None;
                 state.cleared = false;
-                state.data = Data::Own(SessionState::new());
-                state.dirty.clear();
+                state.data.clear();
+                state.read.clear();
             }
             Backing::Actix(session) => session.purge(),
         }

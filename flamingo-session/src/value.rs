@@ -164,6 +164,12 @@ pub(crate) fn decode_remembered<T: SessionValue>(text: &str) -> Result<T, Decode
 /// `"t"` first; an envelope with `"v"` first is decoded from the borrowed raw value).
 pub(crate) fn decode<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
     let expected = T::session_type_name();
+    if let Some(value) = value_as_written(text, &expected) {
+        // Any error is left to the full decode below, which tells its kind.
+        if let Ok(value) = serde_json::from_str(value) {
+            return Ok(value);
+        }
+    }
     let in_value = std::cell::Cell::new(false);
     let mut de = serde_json::Deserializer::from_str(text);
     let seed = Envelope::<T> {
@@ -182,6 +188,21 @@ pub(crate) fn decode<T: SessionValue>(text: &str) -> Result<T, DecodeError> {
         Err(err) if in_value.get() => Err(DecodeError::Value(err)),
         Err(err) => Err(DecodeError::NotEnvelope(err)),
     }
+}
+
+/// The value's JSON in `text` when `text` is exactly what [`encode`] writes for the type `name`,
+/// `{"t":"<name>","v":<value>}`, so that only the value needs parsing: the type name is compared
+/// as bytes, not parsed. `None` for any other form (spaces, another key order, a name that needs
+/// escaping), which [`decode`] then parses in full. A text this accepts whose value then parses
+/// is a valid envelope: the prefix and the closing brace around one JSON value are one.
+fn value_as_written<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let value = text
+        .strip_prefix(r#"{"t":""#)?
+        .strip_prefix(name)?
+        .strip_prefix(r#"","v":"#)?
+        .strip_suffix('}')?;
+    let plain = name.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    plain.then_some(value)
 }
 
 /// A string borrowed from the stored text when it has no escapes, owned otherwise.
@@ -432,5 +453,31 @@ mod tests {
             decode::<u8>("[1,2]"),
             Err(DecodeError::NotEnvelope(_))
         ));
+    }
+
+    #[test]
+    fn only_the_exact_written_form_skips_parsing_the_envelope() {
+        let text = encode(&7u64).unwrap();
+        assert_eq!(value_as_written(&text, "u64"), Some("7"));
+        // Another name, a longer name, spaces, another key order: parsed in full.
+        assert_eq!(value_as_written(&text, "u32"), None);
+        assert_eq!(value_as_written(r#"{"t":"u64x","v":7}"#, "u64"), None);
+        assert_eq!(value_as_written(r#"{"t": "u64", "v": 7}"#, "u64"), None);
+        assert_eq!(value_as_written(r#"{"v":7,"t":"u64"}"#, "u64"), None);
+        // A name that needs escaping is never compared as bytes.
+        assert_eq!(value_as_written(r#"{"t":"a"b","v":7}"#, r#"a"b"#), None);
+        // Every other form still decodes, or fails with the error of its kind.
+        assert_eq!(decode::<u64>(r#"{"t": "u64", "v": 7}"#).unwrap(), 7);
+        assert_eq!(decode::<u64>(r#"{"v":7,"t":"u64"}"#).unwrap(), 7);
+        assert!(matches!(
+            decode::<u64>(r#"{"t":"u64","v":"seven"}"#),
+            Err(DecodeError::Value(_))
+        ));
+        // An unknown key after the value is ignored, as the full decode always did.
+        assert_eq!(
+            value_as_written(r#"{"t":"u64","v":7,"x":1}"#, "u64"),
+            Some(r#"7,"x":1"#)
+        );
+        assert_eq!(decode::<u64>(r#"{"t":"u64","v":7,"x":1}"#).unwrap(), 7);
     }
 }

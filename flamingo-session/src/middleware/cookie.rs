@@ -95,14 +95,25 @@ impl CookieCodec {
         &self,
         headers: &'a actix_web::http::header::HeaderMap,
     ) -> Option<&'a str> {
-        // Bytes, not `HeaderValue::to_str`: that checks every byte of every cookie first.
+        // Bytes, not `HeaderValue::to_str`: that checks every byte of every cookie first. Each
+        // `name=value` pair is matched against our name and then skipped with `memchr`.
+        let name = self.name.as_bytes();
         let value = headers
             .get_all(actix_web::http::header::COOKIE)
-            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
-            .find_map(|pair| {
-                let pair = pair.trim_ascii();
-                let eq = pair.iter().position(|b| *b == b'=')?;
-                (&pair[..eq] == self.name.as_bytes()).then_some(&pair[eq + 1..])
+            .find_map(|line| {
+                let mut rest = line.as_bytes();
+                loop {
+                    rest = rest.trim_ascii_start();
+                    let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+                    let pair = rest[..end].trim_ascii_end();
+                    if let Some(value) = pair
+                        .strip_prefix(name)
+                        .and_then(|after| after.strip_prefix(b"="))
+                    {
+                        return Some(value);
+                    }
+                    rest = rest.get(end + 1..)?;
+                }
             })?;
         std::str::from_utf8(value)
             .ok()

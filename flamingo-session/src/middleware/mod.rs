@@ -38,6 +38,7 @@ use futures_util::future::LocalBoxFuture;
 
 pub mod compat;
 pub(crate) mod cookie;
+mod data;
 pub(crate) mod state;
 
 pub use state::SessionUnavailable;

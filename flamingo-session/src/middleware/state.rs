@@ -4,13 +4,13 @@ use std::{cell::RefCell, collections::HashSet, rc::Rc, sync::Arc, time::Duration
 
 use actix_web::{cookie::Cookie, http::StatusCode, HttpMessage as _, HttpRequest, ResponseError};
 
-use super::cookie::{CookieCodec, Ticket};
+use super::{
+    cookie::{CookieCodec, Ticket},
+    data::Data,
+};
 pub(crate) use crate::backend::unix_now;
 use crate::{
-    backend::{
-        BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionOwner,
-        SessionState,
-    },
+    backend::{BackendError, SaveOutcome, SessionBackend, SessionChange, SessionId, SessionOwner},
     config::SaveMode,
 };
 
@@ -58,8 +58,9 @@ pub(crate) struct State {
     /// The stored session this request arrived with; `None` for a new one.
     pub(crate) ticket: Option<Ticket>,
     pub(crate) data: Data,
-    /// Keys written or removed (and, in `OnRead`, read) by this request.
-    pub(crate) dirty: HashSet<String>,
+    /// Keys read in save mode `OnRead`: saved back as they are, which slides their expiry on
+    /// backends that keep one per key.
+    pub(crate) read: HashSet<String>,
     /// `clear_all` ran: the whole state replaces what is stored.
     pub(crate) cleared: bool,
     /// `renew` ran: the data moves to a new ID.
@@ -70,58 +71,13 @@ pub(crate) struct State {
     pub(crate) owner: Option<SessionOwner>,
 }
 
-/// A request's session data: the backend's shared copy
-/// ([`load_shared`](SessionBackend::load_shared)) until the request first changes it, then its
-/// own. Reads go through `Deref`, changes through [`to_mut`](Data::to_mut).
-#[derive(Debug)]
-pub(crate) enum Data {
-    Shared(Arc<SessionState>),
-    Own(SessionState),
-}
-
-impl Data {
-    /// The data to change, copied first if it is still shared with the backend.
-    pub(crate) fn to_mut(&mut self) -> &mut SessionState {
-        if let Data::Shared(_) = self {
-            let Data::Shared(shared) = std::mem::replace(self, Data::Own(SessionState::new()))
-            else {
-                unreachable!("matched just above")
-            };
-            *self = Data::Own(Arc::unwrap_or_clone(shared));
-        }
-        match self {
-            Data::Own(own) => own,
-            Data::Shared(_) => unreachable!("made own just above"),
-        }
-    }
-
-    /// Takes the data out (copied if it is still shared), leaving it empty.
-    pub(crate) fn take(&mut self) -> SessionState {
-        match std::mem::replace(self, Data::Own(SessionState::new())) {
-            Data::Shared(shared) => Arc::unwrap_or_clone(shared),
-            Data::Own(own) => own,
-        }
-    }
-}
-
-impl std::ops::Deref for Data {
-    type Target = SessionState;
-
-    fn deref(&self) -> &SessionState {
-        match self {
-            Data::Shared(shared) => shared,
-            Data::Own(own) => own,
-        }
-    }
-}
-
 impl State {
     fn new(mode: SaveMode, ticket: Option<Ticket>, data: Data) -> State {
         State {
             mode,
             ticket,
             data,
-            dirty: HashSet::new(),
+            read: HashSet::new(),
             cleared: false,
             renewed: false,
             purged: false,
@@ -131,7 +87,7 @@ impl State {
 
     /// An empty state of the same mode, left behind when the middleware takes this one.
     pub(crate) fn emptied(&self) -> State {
-        State::new(self.mode, None, Data::Own(SessionState::new()))
+        State::new(self.mode, None, Data::default())
     }
 
     /// The ID the handler sees: none for a new, renewed or purged session.
@@ -142,10 +98,15 @@ impl State {
         }
     }
 
-    pub(crate) fn mark(&mut self, key: &str) {
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.to_owned());
+    pub(crate) fn mark_read(&mut self, key: &str) {
+        if !self.read.contains(key) {
+            self.read.insert(key.to_owned());
         }
+    }
+
+    /// Whether the request changed what is stored (or, in `OnRead`, read something).
+    fn changed(&self) -> bool {
+        self.cleared || self.data.changed() || !self.read.is_empty()
     }
 }
 
@@ -171,11 +132,7 @@ pub(crate) async fn extract(req: &HttpRequest) -> Option<Result<Rc<Slot>, Sessio
             None => {
                 let slot = Rc::new(Slot {
                     loaded: tokio::sync::OnceCell::new(),
-                    state: RefCell::new(State::new(
-                        shared.mode,
-                        None,
-                        Data::Own(SessionState::new()),
-                    )),
+                    state: RefCell::new(State::new(shared.mode, None, Data::default())),
                 });
                 extensions.insert(slot.clone());
                 slot
@@ -194,7 +151,7 @@ pub(crate) async fn extract(req: &HttpRequest) -> Option<Result<Rc<Slot>, Sessio
 }
 
 async fn load(shared: &Shared, req: &HttpRequest) -> Result<State, SessionUnavailable> {
-    let fresh = || State::new(shared.mode, None, Data::Own(SessionState::new()));
+    let fresh = || State::new(shared.mode, None, Data::default());
     let Some(ticket) = shared
         .codec
         .find(req.headers())
@@ -212,7 +169,7 @@ async fn load(shared: &Shared, req: &HttpRequest) -> Result<State, SessionUnavai
         }
     }
     match shared.backend.load_shared(&ticket.id).await {
-        Ok(Some(data)) => Ok(State::new(shared.mode, Some(ticket), Data::Shared(data))),
+        Ok(Some(data)) => Ok(State::new(shared.mode, Some(ticket), Data::loaded(data))),
         Ok(None) => Ok(fresh()),
         Err(err @ BackendError::Corrupt(_)) => {
             tracing::warn!(
@@ -308,7 +265,7 @@ impl Shared {
     /// Whether the request's session needs any store I/O or cookie after the handler: not for
     /// a session that was only read (within the touch interval) or a new one left empty.
     pub(crate) fn must_write(&self, state: &State) -> bool {
-        if state.purged || state.renewed || state.cleared || !state.dirty.is_empty() {
+        if state.purged || state.renewed || state.changed() {
             return true;
         }
         match &state.ticket {
@@ -320,7 +277,7 @@ impl Shared {
     /// Writes what the request changed and says what to do with the cookie.
     pub(crate) async fn commit(&self, mut state: State) -> Result<CookieAction, CommitError> {
         let now = unix_now();
-        let changed = state.cleared || !state.dirty.is_empty();
+        let changed = state.changed();
         let old = state.ticket.take();
         if state.purged {
             if let Some(old) = &old {
@@ -418,37 +375,22 @@ fn take_change(state: &mut State) -> SessionChange {
     if state.cleared || state.mode == SaveMode::Always {
         return SessionChange::Replace(state.data.take());
     }
-    let mut set = SessionState::with_capacity(state.dirty.len());
-    let mut remove = Vec::new();
-    for key in state.dirty.drain() {
-        // The state is dropped after this: a shared one is not copied, only its changed values.
-        let value = match &mut state.data {
-            Data::Own(own) => own.remove(&key),
-            Data::Shared(shared) => shared.get(&key).cloned(),
-        };
-        match value {
-            Some(value) => {
-                set.insert(key, value);
-            }
-            None => remove.push(key),
-        }
-    }
-    SessionChange::Merge { set, remove }
+    state.data.take_merge(state.read.drain())
 }
 
-/// The changed key with the largest value: what a 413 names.
+/// The key with the largest value, for what a 413 names: among the keys the request wrote or
+/// read, else among all it sees.
 fn largest_key(state: &State) -> Option<String> {
-    state
-        .dirty
+    let size = |(key, value): &(&str, &str)| key.len() + value.len();
+    let read = state
+        .read
         .iter()
-        .filter_map(|k| state.data.get(k).map(|v| (k, k.len() + v.len())))
-        .max_by_key(|(_, size)| *size)
-        .map(|(k, _)| k.clone())
-        .or_else(|| {
-            state
-                .data
-                .iter()
-                .max_by_key(|(k, v)| k.len() + v.len())
-                .map(|(k, _)| k.clone())
-        })
+        .filter_map(|key| Some((key.as_str(), state.data.get(key)?)));
+    state
+        .data
+        .written()
+        .chain(read)
+        .max_by_key(size)
+        .or_else(|| state.data.iter().max_by_key(size))
+        .map(|(key, _)| key.to_owned())
 }
