@@ -491,6 +491,23 @@ fn seed_all(
     Ok(cookies)
 }
 
+/// The workloads in the order given, with `plain-cookie` joined to `plain`: the target compares
+/// the two, so their runs alternate in the same rounds instead of falling in different stretches
+/// of the host's noise.
+fn workload_groups(workloads: &[&'static Workload]) -> Vec<Vec<&'static Workload>> {
+    let mut groups: Vec<Vec<&'static Workload>> = Vec::new();
+    for &workload in workloads {
+        match groups
+            .iter_mut()
+            .find(|group| workload.name == "plain-cookie" && group[0].name == "plain")
+        {
+            Some(group) => group.push(workload),
+            None => groups.push(vec![workload]),
+        }
+    }
+    groups
+}
+
 /// Whether `workload` means something for `config`.
 fn applies(config: &Config, workload: &Workload) -> bool {
     match workload.name {
@@ -1251,16 +1268,19 @@ fn run() -> Result<(), String> {
         let cookies = seed_all(&env, &server, config)?;
         servers.push((*config, server, cookies));
     }
-    for workload in &env.args.workloads {
+    for group in workload_groups(&env.args.workloads) {
+        // One entry per (configuration, workload) measured: every round runs each entry once,
+        // a configuration's workloads of the group back to back.
         let measured: Vec<_> = servers
             .iter()
-            .filter(|(config, ..)| applies(config, workload))
+            .flat_map(|entry| group.iter().map(move |workload| (entry, *workload)))
+            .filter(|((config, ..), workload)| applies(config, workload))
             .collect();
         let mut runs: Vec<Vec<Run>> = measured.iter().map(|_| Vec::new()).collect();
-        // Calls to the fake provider during each configuration's runs.
+        // Calls to the fake provider during each entry's runs.
         let mut idp_calls = vec![0; measured.len()];
         for _ in 0..env.args.runs {
-            for (i, (config, server, cookies)) in measured.iter().enumerate() {
+            for (i, ((config, server, cookies), workload)) in measured.iter().enumerate() {
                 // A run that creates sessions starts from empty Redis stores: otherwise the
                 // millions of keys earlier runs left (and Redis rehashing its key table as they
                 // grow) fall on whichever configuration runs next.
@@ -1273,7 +1293,12 @@ fn run() -> Result<(), String> {
                 idp_calls[i] += env.idp.calls() - before;
             }
         }
-        for (((config, ..), runs), idp_calls) in measured.iter().zip(runs).zip(idp_calls) {
+        // Reported workload by workload, as the tables list them.
+        let mut summaries: Vec<_> = measured.iter().zip(runs).zip(idp_calls).collect();
+        summaries.sort_by_key(|(((_, workload), _), _)| {
+            group.iter().position(|w| w.name == workload.name)
+        });
+        for ((((config, ..), workload), runs), idp_calls) in summaries {
             let mut m = summarise(config.name, workload.name, runs);
             if workload.name == "user" {
                 m.idp_calls = Some(idp_calls);
@@ -1281,7 +1306,7 @@ fn run() -> Result<(), String> {
             report(&m);
             results.measured.push(m);
         }
-        if workload.creates_sessions {
+        if group.iter().any(|workload| workload.creates_sessions) {
             // The flushes took the seeded sessions of the Redis configurations with them.
             env.flush_stores()?;
             for (config, server, cookies) in &mut servers {
